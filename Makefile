@@ -1,0 +1,79 @@
+# asynctask-operator. `make help` lists the targets.
+
+IMG ?= ghcr.io/asynctask-operator/asynctask-operator:latest
+BIN := $(abspath bin)
+KUBE_VERSION := v1.37.2
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
+
+CONTROLLER_GEN := $(BIN)/controller-gen
+CONTROL_PLANE := $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl
+export KUBEBUILDER_ASSETS := $(BIN)
+
+.PHONY: all
+all: build
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC role from the API types and markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: verify
+verify: manifests generate ## Fail when generated files are not what the generators produce.
+	@git diff --exit-code -- config api || { echo "Generated files are stale: run 'make manifests generate' and commit."; exit 1; }
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: test
+test: $(CONTROL_PLANE) vet ## Run every test on a local control plane built from source (first build: ~5 min).
+	go test ./... -count=1 -timeout 20m
+
+.PHONY: controlplane
+controlplane: $(CONTROL_PLANE) ## Build kube-apiserver, etcd and kubectl into bin/.
+
+##@ Run
+
+.PHONY: run-local
+run-local: $(CONTROL_PLANE) ## Start a local control plane, install the CRDs and run the operator against it.
+	go run ./hack/runlocal
+
+.PHONY: run
+run: manifests generate ## Run the operator against the cluster of your current kubeconfig.
+	go run ./cmd
+
+.PHONY: build
+build: ## Build the manager binary.
+	go build -o $(BIN)/manager ./cmd
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Tools, built from the Go module proxy into bin/
+
+$(BIN)/kube-apiserver: hack/controlplane/go.mod hack/controlplane/go.sum
+	cd hack/controlplane && go build -ldflags "$(KUBE_LDFLAGS)" -o $@ ./kube-apiserver
+
+$(BIN)/kubectl: hack/controlplane/go.mod hack/controlplane/go.sum
+	cd hack/controlplane && go build -ldflags "$(KUBE_LDFLAGS)" -o $@ ./kubectl
+
+$(BIN)/etcd: hack/controlplane/go.mod hack/controlplane/go.sum
+	cd hack/controlplane && go build -o $@ ./etcd
+
+$(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen

@@ -1,0 +1,180 @@
+package backend
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+const (
+	// MaxBodyBytes is the most of a response body the operator reads; a longer body is an error.
+	MaxBodyBytes = 8 << 20
+	// MaxRetryAfter caps how long a vendor's Retry-After pauses a backend.
+	MaxRetryAfter = 5 * time.Minute
+)
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// Timeout limits one request, body included.
+	Timeout time.Duration
+	// QPS and Burst limit the requests to this backend, all tasks together.
+	QPS   float64
+	Burst int
+	// RootCAs replaces the system roots when set.
+	RootCAs *x509.CertPool
+	// ServerName overrides the name the server certificate is checked against.
+	ServerName string
+	// InsecureSkipVerify turns certificate verification off.
+	InsecureSkipVerify bool
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Client sends a backend's requests: one http.Client (so connections are reused), one rate limiter shared by
+// all the backend's tasks, a per-request timeout, a body size limit, and a pause when the vendor answers 429
+// or 503 with Retry-After.
+type Client struct {
+	http    *http.Client
+	limiter *rate.Limiter
+	timeout time.Duration
+	now     func() time.Time
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+}
+
+// NewClient builds a Client.
+func NewClient(opts ClientOptions) *Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil // the vendor URL is reached directly; a proxy must not see its credentials
+	transport.MaxIdleConnsPerHost = 16
+	transport.TLSClientConfig = &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            opts.RootCAs,
+		ServerName:         opts.ServerName,
+		InsecureSkipVerify: opts.InsecureSkipVerify, //nolint:gosec // only when the user asks for it
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Client{
+		http: &http.Client{
+			Transport: transport,
+			// Credentials are attached per request, so a redirect would carry them to wherever it points.
+			// Vendors' status endpoints do not redirect; an answer that does is shown as an error.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		limiter: rate.NewLimiter(rate.Limit(opts.QPS), opts.Burst),
+		timeout: opts.Timeout,
+		now:     now,
+	}
+}
+
+// Close drops the Client's idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Response is a vendor's answer, read whole.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+	// RetryAfter is the vendor's Retry-After on a 429 or 503, capped at MaxRetryAfter; 0 otherwise.
+	RetryAfter time.Duration
+}
+
+// Do sends req within the rate limit and the request timeout and reads the answer. It fails with a
+// KindTransient *Error when the backend is paused by an earlier Retry-After, when the request cannot be sent
+// or answered in time, and when the body is larger than MaxBodyBytes. Any HTTP status is returned as a
+// Response: what it means is the vendor's to say.
+func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
+	if wait := c.pauseLeft(); wait > 0 {
+		return nil, &Error{Kind: KindTransient, RetryAfter: wait,
+			Message: fmt.Sprintf("vendor asked to retry after %s; requests to this backend are paused", wait.Round(time.Second))}
+	}
+	if err := c.limiter.Wait(ctx); err != nil {
+		return nil, Errorf(KindTransient, "rate limit of this backend: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.http.Do(req.WithContext(ctx))
+	if err != nil {
+		return nil, requestError(req, err)
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only body
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, requestError(req, err)
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, Errorf(KindTransient, "vendor answer from %s is larger than %d MiB", req.URL.Host, MaxBodyBytes>>20)
+	}
+	out := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: body}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		out.RetryAfter = c.pauseFor(resp.Header.Get("Retry-After"))
+	}
+	return out, nil
+}
+
+// pauseFor parses a Retry-After value (seconds or an HTTP date), pauses the backend that long (capped), and
+// returns the pause.
+func (c *Client) pauseFor(retryAfter string) time.Duration {
+	if retryAfter == "" {
+		return 0
+	}
+	now := c.now()
+	var wait time.Duration
+	if secs, err := strconv.Atoi(retryAfter); err == nil {
+		wait = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(retryAfter); err == nil {
+		wait = at.Sub(now)
+	}
+	wait = min(max(wait, 0), MaxRetryAfter)
+	if wait == 0 {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if until := now.Add(wait); until.After(c.pausedUntil) {
+		c.pausedUntil = until
+	}
+	return wait
+}
+
+func (c *Client) pauseLeft() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pausedUntil.Sub(c.now())
+}
+
+// requestError turns a transport failure into a message that names the host but not the path or query,
+// which may carry task IDs or signatures.
+func requestError(req *http.Request, err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
+		return Errorf(KindTransient, "cannot reach %s: no answer within the request timeout", req.URL.Host)
+	case errors.Is(err, context.Canceled):
+		return Errorf(KindTransient, "request to %s was cancelled", req.URL.Host)
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return Errorf(KindTransient, "cannot reach %s: TLS certificate not trusted: %v (set tls.caSecretRef to trust its CA)", req.URL.Host, certErr.Err)
+	}
+	return Errorf(KindTransient, "cannot reach %s: %v", req.URL.Host, err)
+}

@@ -1,0 +1,251 @@
+package controller
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/registry"
+)
+
+// Defaults applied when a backend spec leaves a field out (the CRD defaults them too; these cover objects
+// written before a default existed).
+const (
+	defaultPollInterval   = 10 * time.Second
+	defaultRequestTimeout = 10 * time.Second
+	defaultQPS            = 20
+	defaultBurst          = 40
+)
+
+// backendKey identifies a TaskBackend (with its namespace) or a ClusterTaskBackend (namespace "").
+type backendKey struct {
+	Kind      v1alpha1.BackendKind
+	Namespace string
+	Name      string
+}
+
+func (k backendKey) String() string {
+	if k.Namespace == "" {
+		return fmt.Sprintf("%s %s", k.Kind, k.Name)
+	}
+	return fmt.Sprintf("%s %s/%s", k.Kind, k.Namespace, k.Name)
+}
+
+// backendKeyOf returns the key of the backend a task refers to.
+func backendKeyOf(task *v1alpha1.AsyncTask) backendKey {
+	key := backendKey{Kind: task.Spec.BackendRef.Kind, Name: task.Spec.BackendRef.Name}
+	if key.Kind == "" {
+		key.Kind = v1alpha1.BackendKindTaskBackend
+	}
+	if key.Kind == v1alpha1.BackendKindTaskBackend {
+		key.Namespace = task.Namespace
+	}
+	return key
+}
+
+// connectError says why a backend cannot be used; Reason is a backend Ready reason, or BackendNotFound.
+type connectError struct {
+	Reason  string
+	Message string
+}
+
+func (e *connectError) Error() string { return e.Message }
+
+func asConnectError(err error) (*connectError, bool) {
+	var ce *connectError
+	ok := errors.As(err, &ce)
+	return ce, ok
+}
+
+// connection is a usable backend: the vendor client built from one version of the backend and its Secrets.
+type connection struct {
+	fingerprint string
+	spec        v1alpha1.TaskBackendSpec
+	backend     backend.Backend
+	client      *backend.Client
+}
+
+// pollInterval returns the backend's poll interval.
+func (c *connection) pollInterval() time.Duration {
+	return durationOr(c.spec.PollInterval, defaultPollInterval)
+}
+
+// connector builds one connection per backend and keeps it while the backend and its Secrets are unchanged, so
+// every task of a backend shares one HTTP client, rate limiter and session.
+type connector struct {
+	reader client.Reader
+
+	mu    sync.Mutex
+	conns map[backendKey]*connection
+}
+
+func newConnector(reader client.Reader) *connector {
+	return &connector{reader: reader, conns: map[backendKey]*connection{}}
+}
+
+// connect returns the connection for a backend, rebuilding it when the backend or a Secret it uses changed.
+// Errors are *connectError.
+func (c *connector) connect(ctx context.Context, key backendKey) (*connection, error) {
+	spec, uid, generation, err := c.getBackendSpec(ctx, key)
+	if err != nil {
+		c.forget(key)
+		return nil, err
+	}
+	creds, credsVersion, err := c.credentials(ctx, key, spec)
+	if err != nil {
+		return nil, err
+	}
+	roots, caVersion, err := c.rootCAs(ctx, key, spec)
+	if err != nil {
+		return nil, err
+	}
+	fingerprint := fmt.Sprintf("%s/%d/%s/%s", uid, generation, credsVersion, caVersion)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if conn, ok := c.conns[key]; ok && conn.fingerprint == fingerprint {
+		return conn, nil
+	}
+	conn, err := buildConnection(spec, creds, roots)
+	if err != nil {
+		return nil, err
+	}
+	conn.fingerprint = fingerprint
+	if old, ok := c.conns[key]; ok {
+		old.client.Close()
+	}
+	c.conns[key] = conn
+	return conn, nil
+}
+
+// forget drops a backend's connection, and with it the vendor session.
+func (c *connector) forget(key backendKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.conns[key]; ok {
+		old.client.Close()
+		delete(c.conns, key)
+	}
+}
+
+func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool) (*connection, error) {
+	factory, err := registry.Lookup(spec.Type)
+	if err != nil {
+		return nil, &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: err.Error()}
+	}
+	opts := backend.ClientOptions{
+		Timeout: durationOr(spec.RequestTimeout, defaultRequestTimeout),
+		QPS:     defaultQPS,
+		Burst:   defaultBurst,
+		RootCAs: roots,
+	}
+	if spec.RateLimit != nil {
+		opts.QPS, opts.Burst = float64(spec.RateLimit.QPS), int(spec.RateLimit.Burst)
+	}
+	if spec.TLS != nil {
+		opts.ServerName = spec.TLS.ServerName
+		opts.InsecureSkipVerify = spec.TLS.InsecureSkipVerify
+	}
+	httpClient := backend.NewClient(opts)
+	b, err := factory(backend.Config{Spec: spec, Credentials: creds, Client: httpClient})
+	if err != nil {
+		httpClient.Close()
+		return nil, &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: upperFirst(err.Error())}
+	}
+	return &connection{spec: spec, backend: b, client: httpClient}, nil
+}
+
+// getBackendSpec reads the backend object.
+func (c *connector) getBackendSpec(ctx context.Context, key backendKey) (v1alpha1.TaskBackendSpec, types.UID, int64, error) {
+	var obj client.Object
+	var spec *v1alpha1.TaskBackendSpec
+	switch key.Kind {
+	case v1alpha1.BackendKindClusterTaskBackend:
+		b := &v1alpha1.ClusterTaskBackend{}
+		obj, spec = b, &b.Spec
+	default:
+		b := &v1alpha1.TaskBackend{}
+		obj, spec = b, &b.Spec
+	}
+	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return v1alpha1.TaskBackendSpec{}, "", 0, &connectError{Reason: v1alpha1.ReasonBackendNotFound,
+				Message: fmt.Sprintf("%s not found", key)}
+		}
+		return v1alpha1.TaskBackendSpec{}, "", 0, &connectError{Reason: v1alpha1.ReasonUnreachable,
+			Message: fmt.Sprintf("Cannot read %s: %v", key, err)}
+	}
+	return *spec, obj.GetUID(), obj.GetGeneration(), nil
+}
+
+// credentials reads the credentials Secret; a backend without one gets empty credentials.
+func (c *connector) credentials(ctx context.Context, key backendKey, spec v1alpha1.TaskBackendSpec) (backend.Credentials, string, error) {
+	ref := spec.CredentialsSecretRef
+	if ref == nil {
+		return backend.Credentials{}, "none", nil
+	}
+	secret, err := c.getSecret(ctx, secretNamespace(key, ref.Namespace), ref.Name, "credentials")
+	if err != nil {
+		return nil, "", err
+	}
+	return backend.Credentials(secret.Data), string(secret.UID) + "@" + secret.ResourceVersion, nil
+}
+
+// rootCAs reads the CA bundle of tls.caSecretRef; nil means the system roots.
+func (c *connector) rootCAs(ctx context.Context, key backendKey, spec v1alpha1.TaskBackendSpec) (*x509.CertPool, string, error) {
+	if spec.TLS == nil || spec.TLS.CASecretRef == nil {
+		return nil, "system", nil
+	}
+	ref := spec.TLS.CASecretRef
+	secret, err := c.getSecret(ctx, secretNamespace(key, ref.Namespace), ref.Name, "CA")
+	if err != nil {
+		return nil, "", err
+	}
+	dataKey := ref.Key
+	if dataKey == "" {
+		dataKey = "ca.crt"
+	}
+	pem, ok := secret.Data[dataKey]
+	if !ok {
+		return nil, "", &connectError{Reason: v1alpha1.ReasonInvalidConfig,
+			Message: fmt.Sprintf("CA Secret %s/%s has no key %q", secret.Namespace, secret.Name, dataKey)}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, "", &connectError{Reason: v1alpha1.ReasonInvalidConfig,
+			Message: fmt.Sprintf("CA Secret %s/%s key %q holds no PEM certificate", secret.Namespace, secret.Name, dataKey)}
+	}
+	return pool, string(secret.UID) + "@" + secret.ResourceVersion, nil
+}
+
+func (c *connector) getSecret(ctx context.Context, namespace, name, purpose string) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &connectError{Reason: v1alpha1.ReasonSecretNotFound,
+				Message: fmt.Sprintf("%s Secret %s/%s not found", purpose, namespace, name)}
+		}
+		return nil, &connectError{Reason: v1alpha1.ReasonUnreachable,
+			Message: fmt.Sprintf("Cannot read %s Secret %s/%s: %v", purpose, namespace, name, err)}
+	}
+	return secret, nil
+}
+
+// secretNamespace is where a backend's Secret lives: the TaskBackend's own namespace, or the namespace a
+// ClusterTaskBackend names.
+func secretNamespace(key backendKey, refNamespace string) string {
+	if key.Kind == v1alpha1.BackendKindTaskBackend {
+		return key.Namespace
+	}
+	return refNamespace
+}

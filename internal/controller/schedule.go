@@ -1,0 +1,65 @@
+package controller
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// maxBackoff caps the wait between polls of a task whose backend keeps failing.
+const maxBackoff = 5 * time.Minute
+
+func durationOr(d *metav1.Duration, fallback time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return fallback
+	}
+	return d.Duration
+}
+
+// withJitter spreads polls of many tasks with one interval over up to a tenth more of it, so tasks created
+// together do not poll together for ever.
+func withJitter(d time.Duration) time.Duration {
+	return d + rand.N(d/10+1)
+}
+
+// backoff is the wait after the n-th error in a row: the poll interval doubled per error, capped at
+// maxBackoff, and never shorter than the vendor's Retry-After.
+func backoff(interval time.Duration, consecutiveErrors int32, retryAfter time.Duration) time.Duration {
+	wait := interval
+	for i := int32(1); i < consecutiveErrors && wait < maxBackoff; i++ {
+		wait *= 2
+	}
+	return max(min(withJitter(wait), maxBackoff), min(retryAfter, maxBackoff))
+}
+
+// pollSchedule remembers when each task is next due, so that a reconcile that arrives early (a repeated
+// timer, a watch event) does not poll the vendor again before its time.
+type pollSchedule struct {
+	mu  sync.Mutex
+	due map[types.UID]time.Time
+}
+
+func newPollSchedule() *pollSchedule { return &pollSchedule{due: map[types.UID]time.Time{}} }
+
+// wait returns how long until the task is due; 0 when it is due or unknown.
+func (s *pollSchedule) wait(uid types.UID, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(s.due[uid].Sub(now), 0)
+}
+
+func (s *pollSchedule) set(uid types.UID, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.due[uid] = at
+}
+
+// forget makes a task due at once (its backend or Secret changed) or drops it (it finished or is gone).
+func (s *pollSchedule) forget(uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.due, uid)
+}

@@ -1,0 +1,204 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
+)
+
+// The envtest control plane, the manager under test and the vendor simulator are started once for the package.
+var (
+	k8sClient client.WithWatch
+	sim       *vendorsim.Simulator
+	simURL    string
+)
+
+const simToken = "test-token-value"
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
+	assets, err := controlPlaneAssets()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the control plane:", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	if k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	sim = vendorsim.New(vendorsim.Credentials{Token: simToken})
+	server := httptest.NewServer(sim.Handler())
+	defer server.Close()
+	simURL = server.URL
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := SetupWithManager(ctx, mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager stopped:", err)
+		}
+	}()
+	return m.Run()
+}
+
+// controlPlaneAssets finds kube-apiserver and etcd: KUBEBUILDER_ASSETS, else the repository's bin/, which
+// `make test` fills.
+func controlPlaneAssets() (string, error) {
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		dir, _ = filepath.Abs(filepath.Join("..", "..", "bin"))
+	}
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return "", fmt.Errorf("no %s in %s: run `make test` (or `make controlplane`) to build the local control plane", name, dir)
+		}
+	}
+	return dir, nil
+}
+
+// Helpers shared by the envtest tests.
+
+const (
+	eventually = 30 * time.Second
+	tick       = 100 * time.Millisecond
+)
+
+// newNamespace creates a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// createAPIGatewayBackend creates a TaskBackend of type APIGateway at the simulator, with a Secret holding token.
+func createAPIGatewayBackend(t *testing.T, ns, name, token string) *v1alpha1.TaskBackend {
+	t.Helper()
+	ctx := context.Background()
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-creds"},
+		StringData: map[string]string{"token": token},
+	}
+	if err := k8sClient.Create(ctx, secret); err != nil {
+		t.Fatalf("creating Secret: %v", err)
+	}
+	b := &v1alpha1.TaskBackend{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.TaskBackendSpec{
+			Type:                 v1alpha1.BackendTypeAPIGateway,
+			URL:                  simURL,
+			CredentialsSecretRef: &v1alpha1.SecretReference{Name: secret.Name},
+			PollInterval:         &metav1.Duration{Duration: time.Second},
+			APIGateway:           &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
+		},
+	}
+	if err := k8sClient.Create(ctx, b); err != nil {
+		t.Fatalf("creating TaskBackend: %v", err)
+	}
+	return b
+}
+
+// createTask creates an AsyncTask for taskID on the named TaskBackend.
+func createTask(t *testing.T, ns, name, backendName, taskID string, mutate ...func(*v1alpha1.AsyncTask)) *v1alpha1.AsyncTask {
+	t.Helper()
+	task := &v1alpha1.AsyncTask{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: backendName}, TaskID: taskID},
+	}
+	for _, m := range mutate {
+		m(task)
+	}
+	if err := k8sClient.Create(context.Background(), task); err != nil {
+		t.Fatalf("creating AsyncTask: %v", err)
+	}
+	return task
+}
+
+// getTask reads a task fresh from the API server.
+func getTask(g Gomega, ns, name string) *v1alpha1.AsyncTask {
+	task := &v1alpha1.AsyncTask{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, task)).To(Succeed())
+	return task
+}
+
+// waitForTask polls the task until check passes.
+func waitForTask(t *testing.T, ns, name string, check func(g Gomega, task *v1alpha1.AsyncTask)) *v1alpha1.AsyncTask {
+	t.Helper()
+	var last *v1alpha1.AsyncTask
+	NewWithT(t).Eventually(func(g Gomega) {
+		last = getTask(g, ns, name)
+		check(g, last)
+	}, eventually, tick).Should(Succeed())
+	return last
+}
+
+// condition returns the condition of the given type, or nil.
+func condition(conds []metav1.Condition, condType string) *metav1.Condition {
+	return meta.FindStatusCondition(conds, condType)
+}
+
+// uniqueTaskID returns a task ID no other test uses, in the 32-hex shape API Gateway gives.
+func uniqueTaskID(t *testing.T) string {
+	sum := 0
+	for _, r := range t.Name() {
+		sum = sum*31 + int(r)
+	}
+	return fmt.Sprintf("%016x%016x", uint64(sum), uint64(time.Now().UnixNano()))[:32]
+}
+

@@ -1,0 +1,114 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+)
+
+// recheckUnreachable is how soon a backend that could not be reached or refused the credentials is checked
+// again; its tasks go on polling on their own schedule meanwhile.
+const recheckUnreachable = time.Minute
+
+// BackendReconciler checks a TaskBackend or ClusterTaskBackend: its spec and Secrets make a usable backend,
+// and the vendor answers with those credentials. It sets the Ready condition.
+type BackendReconciler struct {
+	client.Client
+	// Kind is TaskBackend or ClusterTaskBackend.
+	Kind v1alpha1.BackendKind
+
+	connector *connector
+}
+
+// +kubebuilder:rbac:groups=tasks.asynctask.dev,resources=taskbackends/status;clustertaskbackends/status,verbs=get;update;patch
+
+// Reconcile checks the backend and writes its Ready condition when it changed.
+func (r *BackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj, status := r.newObject()
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	key := backendKey{Kind: r.Kind, Namespace: req.Namespace, Name: req.Name}
+	ready := r.check(ctx, key)
+	ready.ObservedGeneration = obj.GetGeneration()
+
+	before := obj.DeepCopyObject().(client.Object)
+	oldStatus := *status.DeepCopy()
+	status.ObservedGeneration = obj.GetGeneration()
+	meta.SetStatusCondition(&status.Conditions, ready)
+	if !equality.Semantic.DeepEqual(oldStatus, *status) {
+		if err := r.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if ready.Reason == v1alpha1.ReasonUnreachable || ready.Reason == v1alpha1.ReasonAuthenticationFailed {
+		return ctrl.Result{RequeueAfter: recheckUnreachable}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// check connects to the backend and makes one request; the result is the Ready condition.
+func (r *BackendReconciler) check(ctx context.Context, key backendKey) metav1.Condition {
+	notReady := func(reason, message string) metav1.Condition {
+		return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: message}
+	}
+	conn, err := r.connector.connect(ctx, key)
+	if err != nil {
+		ce, _ := asConnectError(err)
+		return notReady(ce.Reason, ce.Message)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
+	defer cancel()
+	if err := conn.backend.Check(ctx); err != nil {
+		reason := v1alpha1.ReasonUnreachable
+		switch backend.KindOf(err) {
+		case backend.KindAuthentication:
+			reason = v1alpha1.ReasonAuthenticationFailed
+		case backend.KindInvalidConfig:
+			reason = v1alpha1.ReasonInvalidConfig
+		}
+		return notReady(reason, upperFirst(err.Error()))
+	}
+	message := "The vendor answered with these credentials"
+	if conn.spec.TLS != nil && conn.spec.TLS.InsecureSkipVerify {
+		message += "; WARNING: TLS certificate verification is off (tls.insecureSkipVerify)"
+		log.FromContext(ctx).Info("TLS certificate verification is off for this backend", "backend", key.String())
+	}
+	return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady, Message: message}
+}
+
+// newObject returns an empty backend object of the reconciler's kind and a pointer to its status.
+func (r *BackendReconciler) newObject() (client.Object, *v1alpha1.TaskBackendStatus) {
+	if r.Kind == v1alpha1.BackendKindClusterTaskBackend {
+		b := &v1alpha1.ClusterTaskBackend{}
+		return b, &b.Status
+	}
+	b := &v1alpha1.TaskBackend{}
+	return b, &b.Status
+}
+
+// SetupWithManager registers the reconciler for its kind.
+func (r *BackendReconciler) SetupWithManager(mgr ctrl.Manager, connector *connector) error {
+	r.connector = connector
+	obj, _ := r.newObject()
+	return ctrl.NewControllerManagedBy(mgr).
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretToBackends(r.Kind, mgr.GetClient())),
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		Named(strings.ToLower(string(r.Kind))).
+		Complete(r)
+}

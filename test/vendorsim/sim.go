@@ -1,0 +1,135 @@
+// Package vendorsim simulates the task-status APIs of the seed vendors (API Gateway first; the others join it),
+// for tests, the demo and benchmarks. Tasks are scripted in vendor-neutral Steps that each vendor's handler
+// turns into that vendor's documented wire format, and the simulator counts polls per task and logins per
+// vendor, so tests can assert "no poll after finish" and "one login per backend".
+//
+// One Simulator serves every vendor on one port: their paths do not overlap.
+package vendorsim
+
+import (
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Phase is a vendor-neutral task state; each vendor handler spells it in its own words.
+type Phase string
+
+// Phases of a simulated task.
+const (
+	Pending   Phase = "Pending"
+	Running   Phase = "Running"
+	Succeeded Phase = "Succeeded"
+	Failed    Phase = "Failed"
+)
+
+// Step is one answer to a poll. A task answers its Steps in order, one per poll, and repeats the last.
+type Step struct {
+	Phase Phase
+	// Progress is the percent done, for vendors that report one.
+	Progress int
+	// Message is a human message (an error message on failure).
+	Message string
+	// Result is the task's result as JSON text, for finished tasks.
+	Result string
+
+	// HTTPStatus, when set, answers this error status with the vendor's documented error body instead.
+	HTTPStatus int
+	// RawBody, when set, answers HTTP 200 (or HTTPStatus) with this body verbatim: for garbage answers.
+	RawBody string
+	// RetryAfter is sent as a Retry-After header (seconds) with HTTPStatus 429 or 503.
+	RetryAfter int
+	// Delay holds the answer back this long: for slow vendors.
+	Delay time.Duration
+}
+
+// Credentials are what the simulator accepts.
+type Credentials struct {
+	// Token is accepted as a fixed token (X-Auth-Token for API Gateway).
+	Token string
+}
+
+// Simulator serves the vendors' APIs.
+type Simulator struct {
+	creds Credentials
+
+	mu     sync.Mutex
+	tasks  map[string]*task
+	logins map[string]int
+}
+
+type task struct {
+	steps []Step
+	polls int
+}
+
+// New returns a Simulator that accepts creds.
+func New(creds Credentials) *Simulator {
+	return &Simulator{creds: creds, tasks: map[string]*task{}, logins: map[string]int{}}
+}
+
+// AddTask scripts a task; polls of it answer steps in order. Adding an existing ID replaces its script and
+// resets its poll count.
+func (s *Simulator) AddTask(id string, steps ...Step) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tasks[id] = &task{steps: steps}
+}
+
+// Polls returns how often the task was polled.
+func (s *Simulator) Polls(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.tasks[id]; ok {
+		return t.polls
+	}
+	return 0
+}
+
+// Logins returns how many logins the vendor served.
+func (s *Simulator) Logins(vendor string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logins[vendor]
+}
+
+// poll counts a poll of id and returns the step it answers, or false for an unknown task.
+func (s *Simulator) poll(id string) (Step, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tasks[id]
+	if !ok || len(t.steps) == 0 {
+		return Step{}, false
+	}
+	step := t.steps[min(t.polls, len(t.steps)-1)]
+	t.polls++
+	return step, true
+}
+
+// Handler serves every simulated vendor.
+func (s *Simulator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.registerAPIGateway(mux)
+	return mux
+}
+
+// writeRaw answers a step's RawBody, for answers that are not the documented shape.
+func writeRaw(w http.ResponseWriter, step Step) {
+	status := step.HTTPStatus
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(step.RawBody))
+}
+
+// delay holds an answer back for slow-vendor steps, or until the client gives up.
+func delay(r *http.Request, step Step) {
+	if step.Delay <= 0 {
+		return
+	}
+	select {
+	case <-time.After(step.Delay):
+	case <-r.Context().Done():
+	}
+}
