@@ -7,7 +7,10 @@
 package vendorsim
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -43,10 +46,18 @@ type Step struct {
 	Delay time.Duration
 }
 
-// Credentials are what the simulator accepts.
+// Credentials are what the simulator accepts, for every vendor alike.
 type Credentials struct {
-	// Token is accepted as a fixed token (X-Auth-Token for API Gateway).
+	// Token is accepted as a fixed token: X-Auth-Token (API Gateway), "NetworkInsight <token>", the Traffic Ops
+	// token login, and a ZStack session ID.
 	Token string
+	// Username and Password are accepted by the logins: Network Insight, Traffic Ops, API Gateway IAM, and
+	// ZStack (as accountName, with the password's SHA-512).
+	Username string
+	Password string
+	// AccessKey and SecretKey are accepted for API Gateway request signing.
+	AccessKey string
+	SecretKey string
 }
 
 // Simulator serves the vendors' APIs.
@@ -54,18 +65,22 @@ type Simulator struct {
 	creds Credentials
 
 	mu     sync.Mutex
-	tasks  map[string]*task
-	logins map[string]int
+	tasks    map[string]*task
+	logins   map[string]int
+	sessions map[string]string // issued session token -> vendor
 }
 
 type task struct {
 	steps []Step
 	polls int
+	// every, when set, advances the script by time (one step per every since created) instead of per poll.
+	every   time.Duration
+	created time.Time
 }
 
 // New returns a Simulator that accepts creds.
 func New(creds Credentials) *Simulator {
-	return &Simulator{creds: creds, tasks: map[string]*task{}, logins: map[string]int{}}
+	return &Simulator{creds: creds, tasks: map[string]*task{}, logins: map[string]int{}, sessions: map[string]string{}}
 }
 
 // AddTask scripts a task; polls of it answer steps in order. Adding an existing ID replaces its script and
@@ -74,6 +89,13 @@ func (s *Simulator) AddTask(id string, steps ...Step) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tasks[id] = &task{steps: steps}
+}
+
+// AddTimedTask scripts a task whose answer moves on by time: step i is answered from i*every after now.
+func (s *Simulator) AddTimedTask(id string, every time.Duration, steps ...Step) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tasks[id] = &task{steps: steps, every: every, created: time.Now()}
 }
 
 // Polls returns how often the task was polled.
@@ -101,15 +123,46 @@ func (s *Simulator) poll(id string) (Step, bool) {
 	if !ok || len(t.steps) == 0 {
 		return Step{}, false
 	}
-	step := t.steps[min(t.polls, len(t.steps)-1)]
+	i := t.polls
+	if t.every > 0 {
+		i = int(time.Since(t.created) / t.every)
+	}
+	step := t.steps[min(i, len(t.steps)-1)]
 	t.polls++
 	return step, true
+}
+
+// issueSession records a login to vendor and returns a new session token.
+func (s *Simulator) issueSession(vendor string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logins[vendor]++
+	token := fmt.Sprintf("%s-session-%d-%d", strings.ToLower(vendor), s.logins[vendor], rand.Int64())
+	s.sessions[token] = vendor
+	return token
+}
+
+// validSession reports whether token is a live session of vendor, or the fixed Token.
+func (s *Simulator) validSession(vendor, token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return token != "" && (token == s.creds.Token || s.sessions[token] == vendor)
+}
+
+// ExpireSessions ends every session issued so far, as the vendors' session timeouts do.
+func (s *Simulator) ExpireSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.sessions)
 }
 
 // Handler serves every simulated vendor.
 func (s *Simulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.registerAPIGateway(mux)
+	s.registerNetworkInsight(mux)
+	s.registerTrafficOps(mux)
+	s.registerZStack(mux)
 	return mux
 }
 

@@ -1,0 +1,91 @@
+package backend
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// LoginFunc logs in to a vendor and returns the session credential (a token, a cookie, a session ID) and when
+// it expires; a zero expiry means the vendor did not say.
+type LoginFunc[T any] func(ctx context.Context) (T, time.Time, error)
+
+// Session holds one vendor login shared by every task of a backend. Logins are serialised, so that any number
+// of polls that find the session expired at the same moment cause exactly one new login.
+type Session[T any] struct {
+	login LoginFunc[T]
+	// refreshBefore renews a session this long before its stated expiry.
+	refreshBefore time.Duration
+	now           func() time.Time
+	// OnLogin, when set, is called after every successful login (for metrics and tests).
+	OnLogin func()
+
+	mu         sync.Mutex
+	value      T
+	valid      bool
+	expiry     time.Time
+	generation uint64
+}
+
+// NewSession returns a Session that logs in with login, renewing refreshBefore ahead of a stated expiry.
+func NewSession[T any](login LoginFunc[T], refreshBefore time.Duration) *Session[T] {
+	return &Session[T]{login: login, refreshBefore: refreshBefore, now: time.Now}
+}
+
+// Get returns the current session, logging in first when there is none or it is about to expire. The
+// generation identifies this session for Invalidate.
+func (s *Session[T]) Get(ctx context.Context) (T, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.valid && (s.expiry.IsZero() || s.now().Add(s.refreshBefore).Before(s.expiry)) {
+		return s.value, s.generation, nil
+	}
+	value, expiry, err := s.login(ctx)
+	if err != nil {
+		var zero T
+		return zero, s.generation, err
+	}
+	s.value, s.expiry, s.valid = value, expiry, true
+	s.generation++
+	if s.OnLogin != nil {
+		s.OnLogin()
+	}
+	return s.value, s.generation, nil
+}
+
+// Invalidate drops the session of the given generation. A caller holding an older generation changes
+// nothing: another poll has already logged in again.
+func (s *Session[T]) Invalidate(generation uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.generation == generation {
+		s.valid = false
+	}
+}
+
+// Do sends a request with the session, and when the answer says the session is no longer valid (expired),
+// logs in again once and resends. A second refusal is returned as it is, for the caller to classify.
+func (s *Session[T]) Do(ctx context.Context, send func(T) (*Response, error), expired func(*Response) bool) (*Response, error) {
+	value, gen, err := s.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := send(value)
+	if err != nil || !expired(resp) {
+		return resp, err
+	}
+	s.Invalidate(gen)
+	if value, _, err = s.Get(ctx); err != nil {
+		return nil, err
+	}
+	return send(value)
+}
+
+// Unauthorized is the usual expired test: HTTP 401.
+func Unauthorized(resp *Response) bool { return resp.StatusCode == http.StatusUnauthorized }
+
+// FixedCredential is a LoginFunc for a credential used as it is (a token or session ID from the Secret).
+func FixedCredential[T any](value T) LoginFunc[T] {
+	return func(context.Context) (T, time.Time, error) { return value, time.Time{}, nil }
+}

@@ -1,0 +1,6 @@
+package vendorsim
+
+import "net/http"
+
+// registerNetworkInsight is filled in by the NetworkInsight simulator.
+func (s *Simulator) registerNetworkInsight(*http.ServeMux) {}
