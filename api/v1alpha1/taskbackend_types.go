@@ -156,7 +156,7 @@ const (
 )
 
 // NetworkInsightSettings holds the login domain for Network Insight.
-// +kubebuilder:validation:XValidation:rule="self.domainType != 'LDAP' || (has(self.domain) && self.domain != '')",message="domain is required when domainType is LDAP",fieldPath=".domain"
+// +kubebuilder:validation:XValidation:rule="self.domainType != 'LDAP' || (has(self.domain) && self.domain != ”)",message="domain is required when domainType is LDAP",fieldPath=".domain"
 type NetworkInsightSettings struct {
 	// DomainType is LOCAL or LDAP.
 	// +optional

@@ -201,4 +201,3 @@ func uniqueTaskID(t *testing.T) string {
 	}
 	return fmt.Sprintf("%016x%016x", uint64(sum), uint64(time.Now().UnixNano()))[:32]
 }
-

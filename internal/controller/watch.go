@@ -134,4 +134,3 @@ func secretToBackends(kind v1alpha1.BackendKind, c client.Reader) func(context.C
 		return requests
 	}
 }
-

@@ -64,7 +64,7 @@ type Credentials struct {
 type Simulator struct {
 	creds Credentials
 
-	mu     sync.Mutex
+	mu       sync.Mutex
 	tasks    map[string]*task
 	logins   map[string]int
 	sessions map[string]string // issued session token -> vendor

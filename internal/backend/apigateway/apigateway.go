@@ -17,11 +17,11 @@ import (
 const checkTaskID = "00000000000000000000000000000000"
 
 type apiGateway struct {
-	baseURL *url.URL
-	project string
+	baseURL  *url.URL
+	project  string
 	instance string
-	token   string
-	client  *backend.Client
+	token    string
+	client   *backend.Client
 }
 
 // New builds an API Gateway backend from a spec with apiGateway settings and a Secret holding a token.
