@@ -182,6 +182,11 @@ func TestNewTaskReadsAsNotYetObserved(t *testing.T) {
 	g.Expect(task.Status.ObservedGeneration).To(BeEquivalentTo(-1))
 }
 
+// simSucceeded is a step of a task that succeeded with an empty result.
+func simSucceeded() vendorsim.Step {
+	return vendorsim.Step{Phase: vendorsim.Succeeded, Result: `{}`}
+}
+
 // expectCondition asserts a condition's status and reason.
 func expectCondition(g Gomega, conds []metav1.Condition, condType string, status metav1.ConditionStatus, reason string) {
 	c := condition(conds, condType)

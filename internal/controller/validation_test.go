@@ -1,0 +1,139 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+)
+
+func validBackendSpec() v1alpha1.TaskBackendSpec {
+	return v1alpha1.TaskBackendSpec{
+		Type:       v1alpha1.BackendTypeAPIGateway,
+		URL:        "https://apig.eu-de.otc.t-systems.com",
+		APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
+	}
+}
+
+func TestAPIServerRefusesInvalidObjects(t *testing.T) {
+	ns := newNamespace(t)
+	task := func(mutate func(*v1alpha1.AsyncTask)) client.Object {
+		obj := &v1alpha1.AsyncTask{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"},
+			Spec:       v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: "b"}, TaskID: "t1"},
+		}
+		mutate(obj)
+		return obj
+	}
+	taskBackend := func(mutate func(*v1alpha1.TaskBackendSpec)) client.Object {
+		obj := &v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"}, Spec: validBackendSpec()}
+		mutate(&obj.Spec)
+		return obj
+	}
+	clusterBackend := func(mutate func(*v1alpha1.TaskBackendSpec)) client.Object {
+		obj := &v1alpha1.ClusterTaskBackend{ObjectMeta: metav1.ObjectMeta{GenerateName: "bad-"}, Spec: validBackendSpec()}
+		mutate(&obj.Spec)
+		return obj
+	}
+	cases := map[string]struct {
+		obj  client.Object
+		want []string // substrings of the API server's message: the field path and what is wrong
+	}{
+		"empty taskID": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TaskID = "" }), []string{"spec.taskID"}},
+		"taskID over 256 characters": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TaskID = strings.Repeat("x", 257) }),
+			[]string{"spec.taskID", "256"}},
+		"unknown backend kind": {task(func(t *v1alpha1.AsyncTask) { t.Spec.BackendRef.Kind = "Backend" }),
+			[]string{"spec.backendRef.kind", "TaskBackend"}},
+		"poll interval under 1s": {task(func(t *v1alpha1.AsyncTask) { t.Spec.PollInterval = &metav1.Duration{Duration: 500 * time.Millisecond} }),
+			[]string{"spec.pollInterval", "at least 1s"}},
+		"zero activeDeadlineSeconds": {task(func(t *v1alpha1.AsyncTask) { t.Spec.ActiveDeadlineSeconds = ptr.To[int64](0) }),
+			[]string{"spec.activeDeadlineSeconds"}},
+		"negative ttlSecondsAfterFinished": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TTLSecondsAfterFinished = ptr.To[int32](-1) }),
+			[]string{"spec.ttlSecondsAfterFinished"}},
+		"zero progressDeadlineSeconds": {task(func(t *v1alpha1.AsyncTask) { t.Spec.ProgressDeadlineSeconds = ptr.To[int32](0) }),
+			[]string{"spec.progressDeadlineSeconds"}},
+		"resultConfigMap name not a DNS name": {task(func(t *v1alpha1.AsyncTask) { t.Spec.ResultConfigMap = &v1alpha1.LocalObjectReference{Name: "Not_Valid"} }),
+			[]string{"spec.resultConfigMap.name"}},
+		"unknown backend type": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.Type = "FTP"; s.APIGateway = nil }),
+			[]string{"spec.type", "NetworkInsight"}},
+		"URL not http": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.URL = "ftp://example.com" }),
+			[]string{"spec.url", "http or https"}},
+		"URL without host": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.URL = "https://" }),
+			[]string{"spec.url"}},
+		"settings of another type": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.NetworkInsight = &v1alpha1.NetworkInsightSettings{DomainType: v1alpha1.NetworkInsightDomainLocal}
+		}), []string{"spec.networkInsight", "only allowed with type NetworkInsight"}},
+		"trafficOps settings on APIGateway": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.TrafficOps = &v1alpha1.TrafficOpsSettings{APIVersion: "5.0"}
+		}), []string{"spec.trafficOps", "only allowed with type TrafficOps"}},
+		"LDAP without domain": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Type, s.APIGateway = v1alpha1.BackendTypeNetworkInsight, nil
+			s.NetworkInsight = &v1alpha1.NetworkInsightSettings{DomainType: v1alpha1.NetworkInsightDomainLDAP}
+		}), []string{"spec.networkInsight.domain", "required when domainType is LDAP"}},
+		"secret namespace on a TaskBackend": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds", Namespace: "other"}
+		}), []string{"spec.credentialsSecretRef.namespace", "only allowed on ClusterTaskBackend"}},
+		"secret without namespace on a ClusterTaskBackend": {clusterBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		}), []string{"spec.credentialsSecretRef.namespace", "required on a ClusterTaskBackend"}},
+		"request timeout under 1s": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.RequestTimeout = &metav1.Duration{Duration: time.Millisecond} }),
+			[]string{"spec.requestTimeout", "at least 1s"}},
+		"zero rate limit": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.RateLimit = &v1alpha1.RateLimit{QPS: 0, Burst: 1} }),
+			[]string{"spec.rateLimit.qps"}},
+		"bad Traffic Ops API version": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Type, s.APIGateway = v1alpha1.BackendTypeTrafficOps, nil
+			s.TrafficOps = &v1alpha1.TrafficOpsSettings{APIVersion: "five"}
+		}), []string{"spec.trafficOps.apiVersion"}},
+		"API Gateway project ID with a slash": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.APIGateway.ProjectID = "p/../x" }),
+			[]string{"spec.apiGateway.projectID"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := k8sClient.Create(context.Background(), tc.obj)
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
+			for _, want := range tc.want {
+				g.Expect(err.Error()).To(ContainSubstring(want))
+			}
+		})
+	}
+}
+
+func TestTaskIDAndBackendRefAreImmutable(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	task := createTask(t, ns, "fixed", "missing", "id-1")
+
+	changed := task.DeepCopy()
+	changed.Spec.TaskID = "id-2"
+	err := k8sClient.Patch(context.Background(), changed, client.MergeFrom(task))
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(And(ContainSubstring("spec.taskID"), ContainSubstring("taskID is immutable")))
+
+	changed = task.DeepCopy()
+	changed.Spec.BackendRef.Name = "other"
+	err = k8sClient.Patch(context.Background(), changed, client.MergeFrom(task))
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(And(ContainSubstring("spec.backendRef"), ContainSubstring("backendRef is immutable")))
+}
+
+func TestAPIServerAppliesDefaults(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	b := &v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "defaults"}, Spec: validBackendSpec()}
+	g.Expect(k8sClient.Create(context.Background(), b)).To(Succeed())
+	g.Expect(b.Spec.PollInterval.Duration).To(Equal(10 * time.Second))
+	g.Expect(b.Spec.RequestTimeout.Duration).To(Equal(10 * time.Second))
+	g.Expect(*b.Spec.RateLimit).To(Equal(v1alpha1.RateLimit{QPS: 20, Burst: 40}))
+
+	task := createTask(t, ns, "defaults", "defaults", "id")
+	g.Expect(task.Spec.BackendRef.Kind).To(Equal(v1alpha1.BackendKindTaskBackend))
+}
