@@ -1,0 +1,207 @@
+package apigateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
+)
+
+const token = "apig-test-token"
+
+// Example bodies from "Querying the Result of an Asynchronous Task".
+const (
+	docImportSucceeded = `{"task_id":"d9ce8c9eede54b3f841ec324fe0bfdc2","task_status":"succeed","task_type":"import_api","task_result":"{\"success\":[{\"id\":\"ee93ce6815f04896b301452982b92222\",\"action\":\"create\",\"method\":\"GET\",\"path\":\"/test1\"}],\"failure\":[],\"swagger\":{\"id\":\"de1852ab6c5e4090b0bd88a02058e650\",\"result\":\"Success\"},\"group_id\":\"9100ae30705947cc9543d37cd7fb388c\"}"}`
+	docExportSucceeded = `{"task_id":"d6e8834b6f0f4711a2fa5345e5b60833","task_status":"succeed","task_type":"export_api","task_result":"{\"FileName\":\"test8-RELEASE-all-2023-07-11-19:54:22\",\"FileType\":\".json\",\"Comment\":\"{\\n\\t\\\"swagger\\\": \\\"2.0\\\"\\n}\"}"}`
+	docImportFailed    = `{"task_id":"f01d2772ea4944408fa544c8ae5a9999","task_status":"failed","task_type":"import_api","task_result":"{\"error_code\":\"APIG.3201\",\"error_msg\":\"The API group name already exists\"}"}`
+	docProcessing      = `{"task_id":"4dfbf6acaacf4c41a8b3c50daa90d3dc","task_status":"processing","task_type":"import_api","task_result":""}`
+	docWaiting         = `{"task_id":"c3b78a52fb28461aab92bf6c6989f731","task_status":"waiting","task_type":"import_api","task_result":""}`
+)
+
+// newTestBackend returns a backend talking to a simulator that accepts token.
+func newTestBackend(t *testing.T, secretToken string) (backend.Backend, *vendorsim.Simulator) {
+	t.Helper()
+	sim := vendorsim.New(vendorsim.Credentials{Token: token})
+	server := httptest.NewServer(sim.Handler())
+	t.Cleanup(server.Close)
+	b, err := New(backend.Config{
+		Spec: v1alpha1.TaskBackendSpec{
+			Type: v1alpha1.BackendTypeAPIGateway, URL: server.URL,
+			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
+		},
+		Credentials: backend.Credentials{"token": []byte(secretToken)},
+		Client:      backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 100, Burst: 100}),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return b, sim
+}
+
+func TestPollMapsEveryStatusWord(t *testing.T) {
+	cases := map[string]struct {
+		body        string
+		wantPhase   v1alpha1.TaskPhase
+		wantStatus  string
+		wantMessage string
+		wantResult  string
+		wantUnknown bool
+	}{
+		"waiting":    {body: docWaiting, wantPhase: v1alpha1.TaskPhasePending, wantStatus: "waiting"},
+		"processing": {body: docProcessing, wantPhase: v1alpha1.TaskPhaseRunning, wantStatus: "processing"},
+		"succeed (import)": {body: docImportSucceeded, wantPhase: v1alpha1.TaskPhaseSucceeded, wantStatus: "succeed",
+			wantMessage: "Imported 1 APIs",
+			wantResult:  `{"success":[{"id":"ee93ce6815f04896b301452982b92222","action":"create","method":"GET","path":"/test1"}],"failure":[],"swagger":{"id":"de1852ab6c5e4090b0bd88a02058e650","result":"Success"},"group_id":"9100ae30705947cc9543d37cd7fb388c"}`},
+		"succeed (export)": {body: docExportSucceeded, wantPhase: v1alpha1.TaskPhaseSucceeded, wantStatus: "succeed",
+			wantResult: `{"FileName":"test8-RELEASE-all-2023-07-11-19:54:22","FileType":".json","Comment":"{\n\t\"swagger\": \"2.0\"\n}"}`},
+		"succeeded (Huawei Cloud spelling)": {body: strings.Replace(docWaiting, `"waiting"`, `"succeeded"`, 1),
+			wantPhase: v1alpha1.TaskPhaseSucceeded, wantStatus: "succeeded"},
+		"failed": {body: docImportFailed, wantPhase: v1alpha1.TaskPhaseFailed, wantStatus: "failed",
+			wantMessage: "APIG.3201: The API group name already exists",
+			wantResult:  `{"error_code":"APIG.3201","error_msg":"The API group name already exists"}`},
+		"import with failures": {
+			body:      `{"task_id":"x","task_status":"succeed","task_type":"import_api","task_result":"{\"success\":[],\"failure\":[{\"method\":\"GET\",\"path\":\"/a\",\"error_code\":\"APIG.3301\",\"error_msg\":\"API exists\"}]}"}`,
+			wantPhase: v1alpha1.TaskPhaseSucceeded, wantStatus: "succeed",
+			wantMessage: "Imported 0 APIs, 1 failed (first: APIG.3301: API exists)",
+			wantResult:  `{"success":[],"failure":[{"method":"GET","path":"/a","error_code":"APIG.3301","error_msg":"API exists"}]}`},
+		"unknown word": {body: strings.Replace(docWaiting, `"waiting"`, `"paused"`, 1),
+			wantPhase: v1alpha1.TaskPhaseRunning, wantStatus: "paused", wantUnknown: true},
+		"task_result not JSON": {body: `{"task_id":"x","task_status":"succeed","task_type":"export_api","task_result":"plain text"}`,
+			wantPhase: v1alpha1.TaskPhaseSucceeded, wantStatus: "succeed",
+			wantMessage: "task_result is not JSON; kept as text", wantResult: `"plain text"`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			b, sim := newTestBackend(t, token)
+			sim.AddTask("t1", vendorsim.Step{RawBody: tc.body})
+			obs, err := b.Poll(context.Background(), "t1")
+			if err != nil {
+				t.Fatalf("Poll: %v", err)
+			}
+			if obs.Phase != tc.wantPhase || obs.VendorStatus != tc.wantStatus || obs.Message != tc.wantMessage || obs.UnknownStatus != tc.wantUnknown {
+				t.Errorf("got phase %q status %q message %q unknown %v", obs.Phase, obs.VendorStatus, obs.Message, obs.UnknownStatus)
+			}
+			if diff := cmp.Diff(tc.wantResult, string(obs.Result)); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+			if obs.Result != nil && !json.Valid(obs.Result) {
+				t.Errorf("result is not JSON: %s", obs.Result)
+			}
+		})
+	}
+}
+
+func TestPollClassifiesEveryDocumentedError(t *testing.T) {
+	cases := map[string]struct {
+		status   int
+		token    string
+		taskID   string
+		wantKind backend.ErrorKind
+		wantText string
+	}{
+		"400 bad request": {status: 400, wantKind: backend.KindTerminal, wantText: "APIG.2001: The request parameters must be specified"},
+		"401 wrong token": {token: "wrong", wantKind: backend.KindAuthentication, wantText: "HTTP 401: APIG.1002: Incorrect token or token resolution failed"},
+		"403 forbidden":   {status: 403, wantKind: backend.KindAuthentication, wantText: "APIG.1005: No permissions to request this method"},
+		"404 no task":     {taskID: "unknown", wantKind: backend.KindNotFound, wantText: "APIG.3093: The asynchronous task unknown does not exist"},
+		"500 system":      {status: 500, wantKind: backend.KindTransient, wantText: "HTTP 500: APIG.9999: System error"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			tok := token
+			if tc.token != "" {
+				tok = tc.token
+			}
+			b, sim := newTestBackend(t, tok)
+			sim.AddTask("t1", vendorsim.Step{HTTPStatus: tc.status})
+			id := "t1"
+			if tc.taskID != "" {
+				id = tc.taskID
+			}
+			_, err := b.Poll(context.Background(), id)
+			if backend.KindOf(err) != tc.wantKind {
+				t.Fatalf("kind = %s (%v), want %s", backend.KindOf(err), err, tc.wantKind)
+			}
+			if !strings.Contains(err.Error(), tc.wantText) {
+				t.Errorf("message %q does not contain %q", err.Error(), tc.wantText)
+			}
+			if strings.Contains(err.Error(), tok) {
+				t.Errorf("message %q contains the token", err.Error())
+			}
+		})
+	}
+}
+
+func TestPollRejectsBodiesOfTheWrongShape(t *testing.T) {
+	cases := map[string]vendorsim.Step{
+		"HTML from a proxy":       {RawBody: "<html><body>502 Bad Gateway</body></html>", HTTPStatus: http.StatusBadGateway},
+		"not JSON with 200":       {RawBody: "OK"},
+		"JSON without a status":   {RawBody: `{"task_id":"t1"}`},
+		"truncated JSON":          {RawBody: docProcessing[:40]},
+		"error status, text body": {RawBody: "Service Unavailable", HTTPStatus: http.StatusServiceUnavailable},
+	}
+	for name, step := range cases {
+		t.Run(name, func(t *testing.T) {
+			b, sim := newTestBackend(t, token)
+			sim.AddTask("t1", step)
+			_, err := b.Poll(context.Background(), "t1")
+			if backend.KindOf(err) != backend.KindTransient {
+				t.Fatalf("kind = %s (%v), want Transient", backend.KindOf(err), err)
+			}
+		})
+	}
+}
+
+func TestCheckAcceptsTheDocumentedNotFound(t *testing.T) {
+	b, _ := newTestBackend(t, token)
+	if err := b.Check(context.Background()); err != nil {
+		t.Errorf("Check with a good token: %v", err)
+	}
+	bad, _ := newTestBackend(t, "wrong")
+	if err := bad.Check(context.Background()); backend.KindOf(err) != backend.KindAuthentication {
+		t.Errorf("Check with a wrong token: %v, want an authentication error", err)
+	}
+}
+
+func TestNewRefusesIncompleteConfig(t *testing.T) {
+	cases := map[string]backend.Config{
+		"no apiGateway settings": {Spec: v1alpha1.TaskBackendSpec{URL: "https://x"}, Credentials: backend.Credentials{"token": []byte("t")}},
+		"no token": {Spec: v1alpha1.TaskBackendSpec{URL: "https://x", APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p", InstanceID: "i"}},
+			Credentials: backend.Credentials{}},
+	}
+	for name, cfg := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := New(cfg); backend.KindOf(err) != backend.KindInvalidConfig {
+				t.Errorf("New: %v, want InvalidConfig", err)
+			}
+		})
+	}
+}
+
+func FuzzParseTaskReply(f *testing.F) {
+	for _, body := range []string{docImportSucceeded, docExportSucceeded, docImportFailed, docProcessing, docWaiting,
+		`{"error_code":"APIG.3093","error_msg":"The asynchronous task d9ce8c9eede54b3f841ec324fe0bfdc2 does not exist"}`} {
+		f.Add(200, []byte(body))
+	}
+	f.Add(404, []byte(`{"error_code":"APIG.3093","error_msg":"x"}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		obs, err := parseTaskReply(&backend.Response{StatusCode: status, Body: body})
+		if err != nil {
+			if _, ok := backend.AsError(err); !ok {
+				t.Fatalf("unclassified error %T: %v", err, err)
+			}
+			return
+		}
+		if obs.Result != nil && !json.Valid(obs.Result) {
+			t.Fatalf("result is not JSON: %q", obs.Result)
+		}
+	})
+}
