@@ -60,7 +60,9 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 			[]string{"spec.ttlSecondsAfterFinished"}},
 		"zero progressDeadlineSeconds": {task(func(t *v1alpha1.AsyncTask) { t.Spec.ProgressDeadlineSeconds = ptr.To[int32](0) }),
 			[]string{"spec.progressDeadlineSeconds"}},
-		"resultConfigMap name not a DNS name": {task(func(t *v1alpha1.AsyncTask) { t.Spec.ResultConfigMap = &v1alpha1.LocalObjectReference{Name: "Not_Valid"} }),
+		"resultConfigMap name not a DNS name": {task(func(t *v1alpha1.AsyncTask) {
+			t.Spec.ResultConfigMap = &v1alpha1.LocalObjectReference{Name: "Not_Valid"}
+		}),
 			[]string{"spec.resultConfigMap.name"}},
 		"unknown backend type": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.Type = "FTP"; s.APIGateway = nil }),
 			[]string{"spec.type", "NetworkInsight"}},
