@@ -48,9 +48,12 @@ controlplane: $(CONTROL_PLANE) ## Build kube-apiserver, etcd and kubectl into bi
 
 ##@ Run
 
+.PHONY: demo
+demo: $(CONTROL_PLANE) ## Run the operator on an embedded default: local control plane, vendor simulator, sample tasks.
+	go run ./hack/demo
+
 .PHONY: run-local
-run-local: $(CONTROL_PLANE) ## Start a local control plane, install the CRDs and run the operator against it.
-	go run ./hack/runlocal
+run-local: demo ## Same as demo.
 
 .PHONY: run
 run: manifests generate ## Run the operator against the cluster of your current kubeconfig.
@@ -63,6 +66,25 @@ build: ## Build the manager binary.
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests $(BIN)/kubectl ## Install the CRDs into the cluster of your current kubeconfig.
+	$(BIN)/kubectl apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests $(BIN)/kubectl ## Remove the CRDs (and with them every AsyncTask and backend).
+	$(BIN)/kubectl delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests $(BIN)/kubectl ## Deploy the operator (image IMG) to the cluster of your current kubeconfig.
+	$(BIN)/kubectl kustomize config/default | sed 's|image: ghcr.io/asynctask-operator/asynctask-operator:latest|image: $(IMG)|' \
+		| $(BIN)/kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: $(BIN)/kubectl ## Remove the operator from the cluster of your current kubeconfig.
+	$(BIN)/kubectl delete --ignore-not-found -k config/default
 
 ##@ Tools, built from the Go module proxy into bin/
 

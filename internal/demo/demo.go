@@ -1,0 +1,273 @@
+// Package demo runs the operator's main job on an embedded default: a local control plane (etcd and
+// kube-apiserver from bin/), the CRDs, the vendor simulator with a handful of scripted tasks, and the manager,
+// and shows the tasks move until they settle. `make demo` runs it.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/controller"
+	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// RepoRoot holds bin/ (the control plane binaries) and config/crd/bases.
+	RepoRoot string
+	// Out receives the live view.
+	Out io.Writer
+	// ExitWhenSettled ends the run once every task finished, instead of waiting for ctx to end.
+	ExitWhenSettled bool
+	// SettleTimeout bounds the wait for the tasks to finish.
+	SettleTimeout time.Duration
+	// AfterSettled, when set, is called with the kubeconfig path while everything still runs.
+	AfterSettled func(kubeconfig string) error
+}
+
+const demoNamespace = "demo"
+
+// Run starts everything, shows the tasks until they settle, then waits for ctx (Ctrl-C) unless
+// ExitWhenSettled. Every process it started is stopped before it returns.
+func Run(ctx context.Context, opts Options) (err error) {
+	out := opts.Out
+	bin := filepath.Join(opts.RepoRoot, "bin")
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(opts.RepoRoot, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: bin,
+	}
+	fmt.Fprintln(out, "Starting the local control plane (etcd, kube-apiserver) ...")
+	cfg, err := env.Start()
+	if err != nil {
+		return fmt.Errorf("starting the local control plane from %s (run `make demo`, which builds it): %w", bin, err)
+	}
+	defer func() {
+		fmt.Fprintln(out, "Stopping the control plane ...")
+		err = errors.Join(err, env.Stop())
+	}()
+	kubeconfig, err := writeKubeconfig(env, filepath.Join(bin, "demo"))
+	if err != nil {
+		return err
+	}
+
+	sim := vendorsim.New(vendorsim.Credentials{Token: "demo-token", Username: "demo", Password: "demo-password"})
+	listener, err := net.Listen("tcp", "127.0.0.1:0") // any free port: a second demo or a busy port is no problem
+	if err != nil {
+		return fmt.Errorf("starting the vendor simulator: %w", err)
+	}
+	simServer := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = simServer.Serve(listener) }()
+	defer simServer.Close() //nolint:errcheck // shutting down
+	simURL := "http://" + listener.Addr().String()
+	fmt.Fprintf(out, "Vendor simulator at %s\n", simURL)
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		return err
+	}
+	mgrCtx, stopManager := context.WithCancel(ctx)
+	defer stopManager()
+	if err := controller.SetupWithManager(mgrCtx, mgr); err != nil {
+		return err
+	}
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Start(mgrCtx) }()
+	defer func() { stopManager(); <-mgrDone }()
+
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	if err := createDemoObjects(ctx, c, sim, simURL); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "Operator running; tasks applied. Watching them (like `kubectl get asynctasks -w`):")
+	settled := watchUntilSettled(ctx, c, out, opts.SettleTimeout)
+	printTable(ctx, c, out)
+	if !settled {
+		return errors.New("tasks did not settle in time")
+	}
+	fmt.Fprintf(out, `
+Everything settled. The control plane keeps running until Ctrl-C; poke it with:
+
+  export KUBECONFIG=%s
+  bin/kubectl get asynctasks -n %s -o wide
+  bin/kubectl describe atask -n %s apig-import
+  bin/kubectl wait --for=condition=Ready atask/apig-import -n %s
+  bin/kubectl wait --for=condition=Stalled atask/apig-conflict -n %s
+  bin/kubectl get taskbackends -n %s
+
+`, kubeconfig, demoNamespace, demoNamespace, demoNamespace, demoNamespace, demoNamespace)
+	if opts.AfterSettled != nil {
+		if err := opts.AfterSettled(kubeconfig); err != nil {
+			return err
+		}
+	}
+	if opts.ExitWhenSettled {
+		return nil
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// writeKubeconfig writes a kubeconfig for an admin user of the local control plane and returns its path.
+func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
+	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", fmt.Errorf("creating the demo user: %w", err)
+	}
+	raw, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, raw, 0o600)
+}
+
+// demoTask is one scripted task: its vendor steps, advanced by time so the demo moves at a watchable pace.
+type demoTask struct {
+	name, backend, taskID string
+	steps                 []vendorsim.Step
+}
+
+func createDemoObjects(ctx context.Context, c client.Client, sim *vendorsim.Simulator, simURL string) error {
+	objects := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "apig-credentials"},
+			StringData: map[string]string{"token": "demo-token"}},
+		&v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "apig"},
+			Spec: v1alpha1.TaskBackendSpec{
+				Type: v1alpha1.BackendTypeAPIGateway, URL: simURL,
+				CredentialsSecretRef: &v1alpha1.SecretReference{Name: "apig-credentials"},
+				PollInterval:         &metav1.Duration{Duration: time.Second},
+				APIGateway:           &v1alpha1.APIGatewaySettings{ProjectID: "0605767a3300d5762fb7c0186d9e1779", InstanceID: "eddc4d25480b4cd6b512f270a1b8b341"},
+			}},
+	}
+	tasks := []demoTask{
+		{"apig-import", "apig", "d9ce8c9eede54b3f841ec324fe0bfdc2", []vendorsim.Step{
+			{Phase: vendorsim.Pending}, {Phase: vendorsim.Running}, {Phase: vendorsim.Running},
+			{Phase: vendorsim.Succeeded, Result: `{"success":[{"id":"ee93ce6815f04896b301452982b92222","action":"create","method":"GET","path":"/test1"}],"failure":[],"group_id":"9100ae30705947cc9543d37cd7fb388c"}`}}},
+		{"apig-conflict", "apig", "f01d2772ea4944408fa544c8ae5a9999", []vendorsim.Step{
+			{Phase: vendorsim.Running}, {Phase: vendorsim.Failed, Message: "The API group name already exists"}}},
+		{"apig-slow-export", "apig", "d6e8834b6f0f4711a2fa5345e5b60833", []vendorsim.Step{
+			{Phase: vendorsim.Pending}, {Phase: vendorsim.Pending}, {Phase: vendorsim.Running}, {Phase: vendorsim.Running},
+			{Phase: vendorsim.Running}, {Phase: vendorsim.Running}, {Phase: vendorsim.Succeeded, Result: `{"FileName":"petstore","FileType":".json"}`}}},
+		{"apig-flaky", "apig", "4dfbf6acaacf4c41a8b3c50daa90d3dc", []vendorsim.Step{
+			{Phase: vendorsim.Running}, {HTTPStatus: 500}, {Phase: vendorsim.Running}, {Phase: vendorsim.Succeeded, Result: `{}`}}},
+	}
+	for _, t := range tasks {
+		sim.AddTimedTask(t.taskID, 2*time.Second, t.steps...)
+		objects = append(objects, &v1alpha1.AsyncTask{
+			ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: t.name},
+			Spec:       v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: t.backend}, TaskID: t.taskID},
+		})
+	}
+	for _, obj := range objects {
+		if err := c.Create(ctx, obj); err != nil {
+			return fmt.Errorf("creating %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// watchUntilSettled prints each task's line when it changes, until every task finished or the timeout.
+func watchUntilSettled(ctx context.Context, c client.Client, out io.Writer, timeout time.Duration) bool {
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	seen := map[string]string{}
+	ticker := time.NewTicker(250 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		tasks := &v1alpha1.AsyncTaskList{}
+		if err := c.List(ctx, tasks, client.InNamespace(demoNamespace)); err == nil {
+			finished := 0
+			for _, t := range tasks.Items {
+				line := taskLine(&t)
+				if seen[t.Name] != line {
+					seen[t.Name] = line
+					fmt.Fprintf(out, "%s  %s\n", time.Now().Format("15:04:05"), line)
+				}
+				if t.Status.Phase.Finished() {
+					finished++
+				}
+			}
+			if len(tasks.Items) > 0 && finished == len(tasks.Items) {
+				return true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ticker.C:
+		}
+	}
+}
+
+func taskLine(t *v1alpha1.AsyncTask) string {
+	progress := ""
+	if t.Status.Progress != nil {
+		progress = fmt.Sprintf("%d%%", *t.Status.Progress)
+	}
+	phase := string(t.Status.Phase)
+	if phase == "" {
+		phase = "-"
+	}
+	return fmt.Sprintf("%-18s %-10s %-5s %s", t.Name, phase, progress, t.Status.Message)
+}
+
+func printTable(ctx context.Context, c client.Client, out io.Writer) {
+	tasks := &v1alpha1.AsyncTaskList{}
+	if err := c.List(ctx, tasks, client.InNamespace(demoNamespace)); err != nil {
+		return
+	}
+	sort.Slice(tasks.Items, func(i, j int) bool { return tasks.Items[i].Name < tasks.Items[j].Name })
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tBACKEND\tTASK ID\tPHASE\tPROGRESS\tREADY\tMESSAGE")
+	for _, t := range tasks.Items {
+		progress := ""
+		if t.Status.Progress != nil {
+			progress = fmt.Sprint(*t.Status.Progress)
+		}
+		ready := ""
+		for _, cond := range t.Status.Conditions {
+			if cond.Type == v1alpha1.ConditionReady {
+				ready = string(cond.Status) + " (" + cond.Reason + ")"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Spec.BackendRef.Name, t.Spec.TaskID, t.Status.Phase, progress, ready,
+			strings.TrimSpace(t.Status.Message))
+	}
+	_ = w.Flush()
+}
