@@ -55,6 +55,8 @@ type Config struct {
 	Credentials Credentials
 	// Client sends every request, within the backend's rate limit and request timeout.
 	Client *Client
+	// OnLogin, when set, is called after every vendor login (for metrics); vendors pass it to their Session.
+	OnLogin func()
 }
 
 // Factory builds a Backend. It returns an *Error of KindInvalidConfig when the spec or credentials are not a

@@ -5,13 +5,21 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/apigateway/aksk"
 )
 
 // API Gateway: GET /v2/{project_id}/apigw/instances/{instance_id}/async-tasks/{task_id}, as documented in
-// "Querying the Result of an Asynchronous Task" (vendor-docs/apig-show-async-task-result.html). Error bodies
-// are the documented {error_code, error_msg} with the documented codes and messages. Assumed where the page is
-// silent: a missing or wrong X-Auth-Token answers 401 APIG.1002 (the documented 401 body), and a 429 carries
-// the body of the documented error shape with code APIG.1101.
+// "Querying the Result of an Asynchronous Task" (vendor-docs/apig-show-async-task-result.html), and the IAM
+// password login POST /v3/auth/tokens (token in X-Subject-Token, 201). Error bodies are the documented
+// {error_code, error_msg} with the documented codes and messages.
+//
+// Assumed where the documentation is silent, and not confirmed against a real gateway: a missing or wrong
+// X-Auth-Token or AK/SK signature answers 401 APIG.1002 (the documented 401 body); a 429 carries the documented
+// error shape with code APIG.1101; a refused IAM login answers 401 with the Keystone-style body
+// {"error": {"code": 401, "message": ..., "title": "Unauthorized"}}; the IAM token's expires_at is 24 hours on.
 
 const apigVendor = "APIGateway"
 
@@ -30,10 +38,55 @@ var apigErrors = map[int][2]string{
 
 func (s *Simulator) registerAPIGateway(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v2/{project}/apigw/instances/{instance}/async-tasks/{task}", s.apigTask)
+	mux.HandleFunc("POST /v3/auth/tokens", s.iamLogin)
+}
+
+// apigAuthorized accepts a live IAM token or the fixed token in X-Auth-Token, or a valid AK/SK signature.
+func (s *Simulator) apigAuthorized(r *http.Request) bool {
+	if strings.HasPrefix(r.Header.Get("Authorization"), aksk.Algorithm+" ") {
+		return s.creds.AccessKey != "" && strings.Contains(r.Header.Get("Authorization"), "Access="+s.creds.AccessKey+",") &&
+			r.Header.Get("X-Project-Id") == r.PathValue("project") &&
+			aksk.Verify(r, nil, s.creds.AccessKey, s.creds.SecretKey)
+	}
+	return s.validSession(apigVendor, r.Header.Get("X-Auth-Token"))
+}
+
+func (s *Simulator) iamLogin(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Auth struct {
+			Identity struct {
+				Methods  []string `json:"methods"`
+				Password struct {
+					User struct {
+						Name     string `json:"name"`
+						Password string `json:"password"`
+						Domain   struct {
+							Name string `json:"name"`
+						} `json:"domain"`
+					} `json:"user"`
+				} `json:"password"`
+			} `json:"identity"`
+		} `json:"auth"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": 400, "message": "The request body is invalid.", "title": "Bad Request"}})
+		return
+	}
+	user := body.Auth.Identity.Password.User
+	if user.Name == "" || user.Name != s.creds.Username || user.Password != s.creds.Password || user.Domain.Name == "" {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{"code": 401, "message": "The username or password is wrong.", "title": "Unauthorized"}})
+		return
+	}
+	token := s.issueSession(apigVendor)
+	w.Header().Set("X-Subject-Token", token)
+	writeJSON(w, http.StatusCreated, map[string]any{"token": map[string]any{
+		"expires_at": time.Now().Add(24 * time.Hour).UTC().Format("2006-01-02T15:04:05.000000Z"),
+		"methods":    []string{"password"},
+	}})
 }
 
 func (s *Simulator) apigTask(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("X-Auth-Token") != s.creds.Token || s.creds.Token == "" {
+	if !s.apigAuthorized(r) {
 		apigError(w, http.StatusUnauthorized, "")
 		return
 	}

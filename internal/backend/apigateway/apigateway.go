@@ -1,6 +1,8 @@
 // Package apigateway polls asynchronous API import and export tasks of Huawei Cloud and Open Telekom Cloud
 // API Gateway: GET /v2/{project_id}/apigw/instances/{instance_id}/async-tasks/{task_id} ("Querying the Result
-// of an Asynchronous Task"), authenticated with a user token in X-Auth-Token.
+// of an Asynchronous Task"). It authenticates with a user token (X-Auth-Token), an IAM token obtained by
+// password login (POST {iam}/v3/auth/tokens, token in X-Subject-Token), or AK/SK request signing
+// (SDK-HMAC-SHA256, package aksk).
 package apigateway
 
 import (
@@ -9,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
 
@@ -16,15 +19,18 @@ import (
 // gateway answers and accepts the credentials without touching a real task.
 const checkTaskID = "00000000000000000000000000000000"
 
+// sender sends one GET to the gateway with this backend's credentials attached.
+type sender func(ctx context.Context, u *url.URL) (*backend.Response, error)
+
 type apiGateway struct {
 	baseURL  *url.URL
 	project  string
 	instance string
-	token    string
-	client   *backend.Client
+	send     sender
 }
 
-// New builds an API Gateway backend from a spec with apiGateway settings and a Secret holding a token.
+// New builds an API Gateway backend from a spec with apiGateway settings and a Secret holding a token,
+// username + password, or accessKey + secretKey (spec.apiGateway.authMethod chooses when it holds several).
 func New(cfg backend.Config) (backend.Backend, error) {
 	settings := cfg.Spec.APIGateway
 	if settings == nil {
@@ -34,20 +40,50 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if err != nil {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url is not a URL: %v", err)
 	}
-	if !cfg.Credentials.Has("token") {
-		return nil, backend.MissingCredentials([]string{"token"})
+	a := &apiGateway{baseURL: base, project: settings.ProjectID, instance: settings.InstanceID}
+	switch authMethodOf(settings.AuthMethod, cfg.Credentials) {
+	case v1alpha1.APIGatewayAuthToken:
+		a.send = tokenSender(cfg.Client, backend.FixedCredential(cfg.Credentials.Get("token")), nil)
+	case v1alpha1.APIGatewayAuthPassword:
+		login, err := newPasswordLogin(cfg, base)
+		if err != nil {
+			return nil, err
+		}
+		session := backend.NewSession(login.login, tokenRefreshBefore)
+		session.OnLogin = cfg.OnLogin
+		a.send = tokenSender(cfg.Client, nil, session)
+	case v1alpha1.APIGatewayAuthAKSK:
+		a.send = signingSender(cfg.Client, settings.ProjectID, cfg.Credentials.Get("accessKey"), cfg.Credentials.Get("secretKey"))
+	default:
+		return nil, backend.MissingCredentials([]string{"token"}, []string{"username", "password"}, []string{"accessKey", "secretKey"})
 	}
-	return &apiGateway{
-		baseURL:  base,
-		project:  settings.ProjectID,
-		instance: settings.InstanceID,
-		token:    cfg.Credentials.Get("token"),
-		client:   cfg.Client,
-	}, nil
+	return a, nil
+}
+
+// authMethodOf returns the method the spec chose, or the first whose keys the Secret holds; "" when the
+// chosen or any method lacks its keys.
+func authMethodOf(chosen v1alpha1.APIGatewayAuthMethod, creds backend.Credentials) v1alpha1.APIGatewayAuthMethod {
+	keys := map[v1alpha1.APIGatewayAuthMethod][]string{
+		v1alpha1.APIGatewayAuthToken:    {"token"},
+		v1alpha1.APIGatewayAuthPassword: {"username", "password"},
+		v1alpha1.APIGatewayAuthAKSK:     {"accessKey", "secretKey"},
+	}
+	if chosen != "" {
+		if creds.Has(keys[chosen]...) {
+			return chosen
+		}
+		return ""
+	}
+	for _, m := range []v1alpha1.APIGatewayAuthMethod{v1alpha1.APIGatewayAuthToken, v1alpha1.APIGatewayAuthPassword, v1alpha1.APIGatewayAuthAKSK} {
+		if creds.Has(keys[m]...) {
+			return m
+		}
+	}
+	return ""
 }
 
 func (a *apiGateway) Poll(ctx context.Context, taskID string) (backend.Observation, error) {
-	resp, err := a.get(ctx, taskID)
+	resp, err := a.send(ctx, a.taskURL(taskID))
 	if err != nil {
 		return backend.Observation{}, err
 	}
@@ -55,7 +91,7 @@ func (a *apiGateway) Poll(ctx context.Context, taskID string) (backend.Observati
 }
 
 func (a *apiGateway) Check(ctx context.Context) error {
-	resp, err := a.get(ctx, checkTaskID)
+	resp, err := a.send(ctx, a.taskURL(checkTaskID))
 	if err != nil {
 		return err
 	}
@@ -65,13 +101,16 @@ func (a *apiGateway) Check(ctx context.Context) error {
 	return errorFromReply(resp)
 }
 
-func (a *apiGateway) get(ctx context.Context, taskID string) (*backend.Response, error) {
-	u := a.baseURL.JoinPath("v2", a.project, "apigw", "instances", a.instance, "async-tasks", taskID)
+func (a *apiGateway) taskURL(taskID string) *url.URL {
+	return a.baseURL.JoinPath("v2", a.project, "apigw", "instances", a.instance, "async-tasks", taskID)
+}
+
+// newGet builds a GET of u that accepts JSON.
+func newGet(ctx context.Context, u *url.URL) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, backend.Errorf(backend.KindTerminal, "cannot build the request for task %q: %v", taskID, err)
+		return nil, backend.Errorf(backend.KindTerminal, "cannot build a request to %s: %v", u.Host, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("X-Auth-Token", a.token)
-	return a.client.Do(ctx, req)
+	return req, nil
 }
