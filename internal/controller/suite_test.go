@@ -67,7 +67,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 
-	sim = vendorsim.New(vendorsim.Credentials{Token: simToken})
+	sim = vendorsim.New(vendorsim.Credentials{Token: simToken, Username: "sim-user", Password: "sim-password", AccessKey: "sim-ak", SecretKey: "sim-sk"})
 	server := httptest.NewServer(sim.Handler())
 	defer server.Close()
 	simURL = server.URL

@@ -6,11 +6,17 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/apigateway"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/networkinsight"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/trafficops"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/zstack"
 )
 
 // factories is the one list of vendor packages; a duplicated key does not compile.
 var factories = map[v1alpha1.BackendType]backend.Factory{
-	v1alpha1.BackendTypeAPIGateway: apigateway.New,
+	v1alpha1.BackendTypeNetworkInsight: networkinsight.New,
+	v1alpha1.BackendTypeAPIGateway:     apigateway.New,
+	v1alpha1.BackendTypeTrafficOps:     trafficops.New,
+	v1alpha1.BackendTypeZStack:         zstack.New,
 }
 
 // Lookup returns the factory for a backend type, or a KindInvalidConfig error when this build has none.

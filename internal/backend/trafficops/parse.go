@@ -1,0 +1,175 @@
+package trafficops
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+)
+
+// alert is one entry of the "alerts" list that every Traffic Ops answer may carry, and the whole of an error
+// answer.
+type alert struct {
+	Text  string `json:"text"`
+	Level string `json:"level"`
+}
+
+// statusReply is the documented envelope of an async_status answer.
+type statusReply struct {
+	Response *asyncStatus `json:"response"`
+	Alerts   []alert      `json:"alerts"`
+}
+
+// asyncStatus is the documented response object. The id is not read: the operator knows which job it asked
+// about.
+type asyncStatus struct {
+	Status    *string `json:"status"`
+	StartTime *string `json:"start_time"`
+	// EndTime is documented as null until the job completes; the real server leaves it out instead.
+	EndTime *string `json:"end_time"`
+	Message string  `json:"message"`
+}
+
+// alertsReply is the body of an error answer and of a login answer.
+type alertsReply struct {
+	Alerts []alert `json:"alerts"`
+}
+
+// phaseOfStatus maps the documented status words.
+var phaseOfStatus = map[string]v1alpha1.TaskPhase{
+	"PENDING":   v1alpha1.TaskPhaseRunning,
+	"SUCCEEDED": v1alpha1.TaskPhaseSucceeded,
+	"FAILED":    v1alpha1.TaskPhaseFailed,
+}
+
+// parseStatusReply turns an answer to GET async_status/{id} into an Observation or a classified error.
+func parseStatusReply(resp *backend.Response) (backend.Observation, error) {
+	if resp.StatusCode != http.StatusOK {
+		return backend.Observation{}, errorFromReply(resp)
+	}
+	var reply statusReply
+	if err := json.Unmarshal(resp.Body, &reply); err != nil {
+		if !json.Valid(resp.Body) {
+			return backend.Observation{}, backend.BadBody(resp, "not JSON")
+		}
+		return backend.Observation{}, backend.BadBody(resp, "fields of unexpected types")
+	}
+	if reply.Response == nil {
+		return backend.Observation{}, backend.BadBody(resp, "no response object")
+	}
+	if reply.Response.Status == nil {
+		return backend.Observation{}, backend.BadBody(resp, "no response.status")
+	}
+	r := reply.Response
+	obs := backend.Observation{
+		VendorStatus:   *r.Status,
+		Message:        oneLine(r.Message),
+		StartTime:      parseTime(r.StartTime),
+		CompletionTime: parseTime(r.EndTime),
+	}
+	phase, known := phaseOfStatus[strings.ToUpper(*r.Status)]
+	if !known {
+		phase = v1alpha1.TaskPhaseRunning
+		obs.UnknownStatus = true
+	}
+	obs.Phase = phase
+	return obs, nil
+}
+
+// parseTime reads a documented time (RFC 3339 with fractional seconds). A time that is absent, null or not of
+// that shape is left out rather than failing the poll: the status is what matters, and the operator then
+// uses the time it saw the job start or finish.
+func parseTime(s *string) *time.Time {
+	if s == nil {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return nil
+	}
+	return &t
+}
+
+// errorFromReply classifies an error status, quoting the texts of the documented alerts body when there is
+// one.
+func errorFromReply(resp *backend.Response) error {
+	if resp.StatusCode < 400 {
+		return backend.BadBody(resp, "unexpected status")
+	}
+	return backend.ErrorForStatus(resp, alertText(resp.Body))
+}
+
+// parseLoginReply reads the answer to a login: the session cookies on success, or an error that names the
+// login (never a credential or cookie value) and quotes the vendor's alerts.
+func parseLoginReply(resp *backend.Response, login string) (*cookies, error) {
+	if resp.StatusCode == http.StatusOK {
+		c := newCookies((&http.Response{Header: resp.Header}).Cookies())
+		if c.len() == 0 {
+			return nil, backend.Errorf(backend.KindTransient,
+				"Traffic Ops %s answered HTTP 200 without a session cookie", login)
+		}
+		return c, nil
+	}
+	text := alertText(resp.Body)
+	msg := "Traffic Ops " + login + " failed: "
+	switch code := resp.StatusCode; {
+	case code == http.StatusNotFound:
+		// No login route at this URL and version: a configuration mistake, not a missing task.
+		return nil, backend.Errorf(backend.KindInvalidConfig,
+			"%sHTTP 404%s: check spec.url and spec.trafficOps.apiVersion", msg, prefixed(text))
+	case code >= 400 && code < 500 && code != http.StatusTooManyRequests:
+		// 401 is the documented refusal; any other 4xx is a refused login too, and must not fail tasks.
+		return nil, backend.Errorf(backend.KindAuthentication, "%sHTTP %d%s", msg, code, prefixed(text))
+	case code < 400:
+		return nil, backend.BadBody(resp, msg+"unexpected status")
+	}
+	err := backend.ErrorForStatus(resp, text)
+	if e, ok := backend.AsError(err); ok {
+		e.Message = msg + e.Message
+	}
+	return nil, err
+}
+
+// alertText joins the texts of a body's error alerts (of all its alerts when none is marked error); "" when
+// the body is not the documented alerts shape.
+func alertText(body []byte) string {
+	var reply alertsReply
+	if json.Unmarshal(body, &reply) != nil {
+		return ""
+	}
+	var errs, all []string
+	for _, a := range reply.Alerts {
+		text := oneLine(a.Text)
+		if text == "" {
+			continue
+		}
+		all = append(all, text)
+		if strings.EqualFold(a.Level, "error") {
+			errs = append(errs, text)
+		}
+	}
+	if len(errs) == 0 {
+		errs = all
+	}
+	return strings.Join(errs, "; ")
+}
+
+func prefixed(text string) string {
+	if text == "" {
+		return ""
+	}
+	return ": " + text
+}
+
+// oneLine keeps a vendor text to one line of bounded length, for status messages.
+func oneLine(s string) string {
+	const maxRunes = 512
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > maxRunes {
+		s = string(r[:maxRunes]) + "..."
+	}
+	return s
+}
