@@ -28,8 +28,15 @@ generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify
-verify: manifests generate ## Fail when generated files are not what the generators produce.
-	@git diff --exit-code -- config api || { echo "Generated files are stale: run 'make manifests generate' and commit."; exit 1; }
+verify: verify-manifests generate ## Fail when generated files are not what the generators produce.
+	@git diff --exit-code -- api || { echo "Generated deepcopy is stale: run 'make generate' and commit."; exit 1; }
+
+.PHONY: verify-manifests
+verify-manifests: $(CONTROLLER_GEN) ## Fail when the committed CRDs or RBAC role differ from what the markers generate.
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=$$tmp/crd output:rbac:artifacts:config=$$tmp/rbac && \
+	diff -r $$tmp/crd config/crd/bases && diff $$tmp/rbac/role.yaml config/rbac/role.yaml || \
+	{ echo "CRDs or RBAC are stale: run 'make manifests' and commit."; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run go fmt.
@@ -40,7 +47,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: $(CONTROL_PLANE) vet ## Run every test on a local control plane built from source (first build: ~5 min).
+test: $(CONTROL_PLANE) vet verify-manifests ## Run every test on a local control plane built from source (first build: ~5 min).
 	go test ./... -count=1 -timeout 20m
 
 .PHONY: controlplane

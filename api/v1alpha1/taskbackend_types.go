@@ -30,7 +30,7 @@ type TaskBackendSpec struct {
 	// URL is the base URL of the vendor API, e.g. https://vrni.example.com.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https') && url(self).getHostname() != ''",message="must be an http or https URL with a host"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https') && url(self).getHostname().size() > 0",message="must be an http or https URL with a host"
 	URL string `json:"url"`
 
 	// CredentialsSecretRef names the Secret that holds the credentials. The namespace is only allowed, and
@@ -156,7 +156,7 @@ const (
 )
 
 // NetworkInsightSettings holds the login domain for Network Insight.
-// +kubebuilder:validation:XValidation:rule="self.domainType != 'LDAP' || (has(self.domain) && self.domain != ”)",message="domain is required when domainType is LDAP",fieldPath=".domain"
+// +kubebuilder:validation:XValidation:rule="self.domainType != 'LDAP' || (has(self.domain) && self.domain.size() > 0)",message="domain is required when domainType is LDAP",fieldPath=".domain"
 type NetworkInsightSettings struct {
 	// DomainType is LOCAL or LDAP.
 	// +optional
@@ -283,8 +283,8 @@ type ClusterTaskBackend struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
-	// +kubebuilder:validation:XValidation:rule="!has(self.credentialsSecretRef) || (has(self.credentialsSecretRef.namespace) && self.credentialsSecretRef.namespace != '')",message="namespace is required on a ClusterTaskBackend",fieldPath=".credentialsSecretRef.namespace"
-	// +kubebuilder:validation:XValidation:rule="!has(self.tls) || !has(self.tls.caSecretRef) || (has(self.tls.caSecretRef.namespace) && self.tls.caSecretRef.namespace != '')",message="namespace is required on a ClusterTaskBackend",fieldPath=".tls.caSecretRef.namespace"
+	// +kubebuilder:validation:XValidation:rule="!has(self.credentialsSecretRef) || (has(self.credentialsSecretRef.namespace) && self.credentialsSecretRef.namespace.size() > 0)",message="namespace is required on a ClusterTaskBackend",fieldPath=".credentialsSecretRef.namespace"
+	// +kubebuilder:validation:XValidation:rule="!has(self.tls) || !has(self.tls.caSecretRef) || (has(self.tls.caSecretRef.namespace) && self.tls.caSecretRef.namespace.size() > 0)",message="namespace is required on a ClusterTaskBackend",fieldPath=".tls.caSecretRef.namespace"
 	Spec TaskBackendSpec `json:"spec"`
 
 	// +optional
