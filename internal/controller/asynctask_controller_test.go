@@ -20,7 +20,7 @@ const importResult = `{"success":[{"id":"ee93ce6815f04896b301452982b92222","acti
 func TestTaskGoesPendingRunningSucceeded(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	createAPIGatewayBackend(t, ns, "apig", simToken)
+	createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
 	id := uniqueTaskID(t)
 	sim.AddTask(id,
 		vendorsim.Step{Phase: vendorsim.Pending},
@@ -32,9 +32,7 @@ func TestTaskGoesPendingRunningSucceeded(t *testing.T) {
 	phases := watchPhases(t, ns, "import")
 	createTask(t, ns, "import", "apig", id)
 
-	task := waitForTask(t, ns, "import", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseSucceeded))
-	})
+	task := waitForPhase(t, ns, "import", v1alpha1.TaskPhaseSucceeded)
 	g.Eventually(phases).Should(Receive(Equal([]v1alpha1.TaskPhase{
 		v1alpha1.TaskPhasePending, v1alpha1.TaskPhaseRunning, v1alpha1.TaskPhaseSucceeded})))
 
@@ -51,8 +49,7 @@ func TestTaskGoesPendingRunningSucceeded(t *testing.T) {
 	g.Expect(json.Unmarshal(st.Result.Raw, &result)).To(Succeed())
 	g.Expect(result).To(HaveKeyWithValue("group_id", "9100ae30705947cc9543d37cd7fb388c"))
 
-	expectCondition(g, st.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
-	expectCondition(g, st.Conditions, v1alpha1.ConditionFinished, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	expectSucceededConditions(g, st.Conditions)
 	g.Expect(condition(st.Conditions, v1alpha1.ConditionReconciling)).To(BeNil())
 	g.Expect(condition(st.Conditions, v1alpha1.ConditionStalled)).To(BeNil())
 }
@@ -60,7 +57,7 @@ func TestTaskGoesPendingRunningSucceeded(t *testing.T) {
 func TestFailedTaskIsStalled(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	createAPIGatewayBackend(t, ns, "apig", simToken)
+	createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
 	id := uniqueTaskID(t)
 	sim.AddTask(id,
 		vendorsim.Step{Phase: vendorsim.Running},
@@ -68,28 +65,22 @@ func TestFailedTaskIsStalled(t *testing.T) {
 	)
 	createTask(t, ns, "import", "apig", id)
 
-	task := waitForTask(t, ns, "import", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseFailed))
-	})
+	task := waitForPhase(t, ns, "import", v1alpha1.TaskPhaseFailed)
 	st := task.Status
 	g.Expect(st.Message).To(Equal("APIG.3201: The API group name already exists"))
 	g.Expect(st.VendorStatus).To(Equal("failed"))
-	expectCondition(g, st.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonTaskFailed)
-	expectCondition(g, st.Conditions, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonTaskFailed)
-	expectCondition(g, st.Conditions, v1alpha1.ConditionFinished, metav1.ConditionTrue, v1alpha1.ReasonTaskFailed)
+	expectFailedConditions(g, st.Conditions)
 	g.Expect(condition(st.Conditions, v1alpha1.ConditionReconciling)).To(BeNil())
 }
 
 func TestFinishedTaskIsNeverPolledAgain(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	backend := createAPIGatewayBackend(t, ns, "apig", simToken)
+	backend := createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
 	id := uniqueTaskID(t)
 	sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running}, vendorsim.Step{Phase: vendorsim.Succeeded, Result: `{}`})
 	createTask(t, ns, "done", "apig", id)
-	waitForTask(t, ns, "done", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseSucceeded))
-	})
+	waitForPhase(t, ns, "done", v1alpha1.TaskPhaseSucceeded)
 	polls := sim.Polls(id)
 
 	// A change to the backend wakes its tasks; a finished one must stay asleep.
@@ -102,13 +93,11 @@ func TestFinishedTaskIsNeverPolledAgain(t *testing.T) {
 func TestUnchangedPollWritesNoStatus(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	createAPIGatewayBackend(t, ns, "apig", simToken)
+	createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
 	id := uniqueTaskID(t)
 	sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running})
 	createTask(t, ns, "steady", "apig", id)
-	task := waitForTask(t, ns, "steady", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseRunning))
-	})
+	task := waitForPhase(t, ns, "steady", v1alpha1.TaskPhaseRunning)
 
 	writes := countWrites(t, task)
 	pollsBefore := sim.Polls(id)
@@ -119,7 +108,7 @@ func TestUnchangedPollWritesNoStatus(t *testing.T) {
 func TestTaskSurvivesFlakyVendor(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	createAPIGatewayBackend(t, ns, "apig", simToken)
+	createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
 	id := uniqueTaskID(t)
 	sim.AddTask(id,
 		vendorsim.Step{Phase: vendorsim.Running},
@@ -129,27 +118,20 @@ func TestTaskSurvivesFlakyVendor(t *testing.T) {
 	)
 	createTask(t, ns, "flaky", "apig", id)
 
-	waitForTask(t, ns, "flaky", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.ConsecutiveErrors).To(BeNumerically(">=", 1))
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseRunning), "the last good observation is kept")
-		expectCondition(g, task.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonBackendUnavailable)
+	waitForFailedPollKeepingRunning(t, ns, "flaky", func(g Gomega, task *v1alpha1.AsyncTask) {
 		g.Expect(task.Status.Message).To(ContainSubstring("HTTP 5"))
 	})
-	task := waitForTask(t, ns, "flaky", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseSucceeded))
-	})
+	task := waitForPhase(t, ns, "flaky", v1alpha1.TaskPhaseSucceeded)
 	g.Expect(task.Status.ConsecutiveErrors).To(BeZero())
 }
 
 func TestUnknownTaskFailsAfterThreeNotFound(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	createAPIGatewayBackend(t, ns, "apig", simToken)
+	createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
 	createTask(t, ns, "ghost", "apig", uniqueTaskID(t)) // never added to the simulator
 
-	task := waitForTask(t, ns, "ghost", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseFailed))
-	})
+	task := waitForPhase(t, ns, "ghost", v1alpha1.TaskPhaseFailed)
 	g.Expect(task.Status.ConsecutiveNotFound).To(BeEquivalentTo(3))
 	g.Expect(task.Status.Message).To(ContainSubstring("APIG.3093"))
 	expectCondition(g, task.Status.Conditions, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonTaskNotFound)
@@ -167,10 +149,8 @@ func TestMissingBackendIsRetriedWhenItAppears(t *testing.T) {
 		expectCondition(g, task.Status.Conditions, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonBackendNotFound)
 	})
 
-	createAPIGatewayBackend(t, ns, "late", simToken)
-	task := waitForTask(t, ns, "early", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseSucceeded))
-	})
+	createBackend(t, ns, "late", apigSpec(), apigToken(simToken))
+	task := waitForPhase(t, ns, "early", v1alpha1.TaskPhaseSucceeded)
 	g.Expect(task.Status.ConsecutiveErrors).To(BeZero())
 }
 
@@ -185,14 +165,6 @@ func TestNewTaskReadsAsNotYetObserved(t *testing.T) {
 // simSucceeded is a step of a task that succeeded with an empty result.
 func simSucceeded() vendorsim.Step {
 	return vendorsim.Step{Phase: vendorsim.Succeeded, Result: `{}`}
-}
-
-// expectCondition asserts a condition's status and reason.
-func expectCondition(g Gomega, conds []metav1.Condition, condType string, status metav1.ConditionStatus, reason string) {
-	c := condition(conds, condType)
-	g.Expect(c).NotTo(BeNil(), "condition %s", condType)
-	g.Expect(c.Status).To(Equal(status), "condition %s status", condType)
-	g.Expect(c.Reason).To(Equal(reason), "condition %s reason", condType)
 }
 
 // watchPhases watches one task and sends the distinct phases it went through once it is finished.

@@ -1,14 +1,12 @@
 package controller
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -17,33 +15,15 @@ import (
 
 const niVendor = "NetworkInsight"
 
-// createNetworkInsightBackend creates a TaskBackend of type NetworkInsight at the simulator, with a Secret
-// holding secretData (username + password, or token).
-func createNetworkInsightBackend(t *testing.T, ns, name string, secretData map[string]string, settings *v1alpha1.NetworkInsightSettings) *v1alpha1.TaskBackend {
-	t.Helper()
-	ctx := context.Background()
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-creds"},
-		StringData: secretData,
-	}
-	if err := k8sClient.Create(ctx, secret); err != nil {
-		t.Fatalf("creating Secret: %v", err)
-	}
-	b := &v1alpha1.TaskBackend{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1alpha1.TaskBackendSpec{
-			Type:                 v1alpha1.BackendTypeNetworkInsight,
-			URL:                  simURL,
-			CredentialsSecretRef: &v1alpha1.SecretReference{Name: secret.Name},
-			PollInterval:         &metav1.Duration{Duration: time.Second},
-			NetworkInsight:       settings,
-		},
-	}
-	if err := k8sClient.Create(ctx, b); err != nil {
-		t.Fatalf("creating TaskBackend: %v", err)
-	}
-	return b
+// networkInsightSpec is the spec of a Network Insight backend with settings; createBackend points it at the
+// simulator.
+func networkInsightSpec(settings *v1alpha1.NetworkInsightSettings) v1alpha1.TaskBackendSpec {
+	return v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeNetworkInsight, NetworkInsight: settings}
 }
+
+// niPasswordSecret is the Secret data of a Network Insight backend that logs in with the simulator's username
+// and password.
+var niPasswordSecret = map[string]string{"username": "sim-user", "password": "sim-password"}
 
 // niRequestID returns a request ID no other test uses, shaped like the ones Network Insight hands out: with
 // dots.
@@ -57,8 +37,8 @@ func TestNetworkInsightTaskSucceedsWithEachCredentialMethod(t *testing.T) {
 		settings *v1alpha1.NetworkInsightSettings
 		login    bool
 	}{
-		"token login, LOCAL domain": {secret: map[string]string{"username": "sim-user", "password": "sim-password"}, login: true},
-		"token login, LDAP domain": {secret: map[string]string{"username": "sim-user", "password": "sim-password"}, login: true,
+		"token login, LOCAL domain": {secret: niPasswordSecret, login: true},
+		"token login, LDAP domain": {secret: niPasswordSecret, login: true,
 			settings: &v1alpha1.NetworkInsightSettings{DomainType: v1alpha1.NetworkInsightDomainLDAP, Domain: vendorsim.NetworkInsightLDAPDomain}},
 		"fixed token": {secret: map[string]string{"token": simToken}},
 	}
@@ -67,7 +47,7 @@ func TestNetworkInsightTaskSucceedsWithEachCredentialMethod(t *testing.T) {
 			g := NewWithT(t)
 			ns := newNamespace(t)
 			loginsBefore := sim.Logins(niVendor)
-			backend := createNetworkInsightBackend(t, ns, "vrni", tc.secret, tc.settings)
+			backend := createBackend(t, ns, "vrni", networkInsightSpec(tc.settings), tc.secret)
 			id := niRequestID(t)
 			sim.AddTask(id,
 				vendorsim.Step{Phase: vendorsim.Running, Progress: 20},
@@ -78,9 +58,7 @@ func TestNetworkInsightTaskSucceedsWithEachCredentialMethod(t *testing.T) {
 			)
 			createTask(t, ns, "save-apps", "vrni", id)
 
-			task := waitForTask(t, ns, "save-apps", func(g Gomega, task *v1alpha1.AsyncTask) {
-				g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseSucceeded))
-			})
+			task := waitForPhase(t, ns, "save-apps", v1alpha1.TaskPhaseSucceeded)
 			st := task.Status
 			g.Expect(st.VendorStatus).To(Equal("FINISHED"))
 			g.Expect(st.TaskName).To(Equal("APP_BULK_SAVE"))
@@ -90,8 +68,7 @@ func TestNetworkInsightTaskSucceedsWithEachCredentialMethod(t *testing.T) {
 			var result []map[string]string
 			g.Expect(json.Unmarshal(st.Result.Raw, &result)).To(Succeed())
 			g.Expect(result).To(HaveLen(2))
-			expectCondition(g, st.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
-			expectCondition(g, st.Conditions, v1alpha1.ConditionFinished, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+			expectSucceededConditions(g, st.Conditions)
 			waitForBackendReady(t, backend, metav1.ConditionTrue, v1alpha1.ReasonReady)
 
 			if tc.login {
@@ -107,7 +84,7 @@ func TestNetworkInsightTaskSucceedsWithEachCredentialMethod(t *testing.T) {
 func TestNetworkInsightFailedTaskIsStalled(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	createNetworkInsightBackend(t, ns, "vrni", map[string]string{"username": "sim-user", "password": "sim-password"}, nil)
+	createBackend(t, ns, "vrni", networkInsightSpec(nil), niPasswordSecret)
 	id := niRequestID(t)
 	sim.AddTask(id,
 		vendorsim.Step{Phase: vendorsim.Running, Progress: 30},
@@ -115,21 +92,17 @@ func TestNetworkInsightFailedTaskIsStalled(t *testing.T) {
 	)
 	createTask(t, ns, "save-apps", "vrni", id)
 
-	task := waitForTask(t, ns, "save-apps", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseFailed))
-	})
+	task := waitForPhase(t, ns, "save-apps", v1alpha1.TaskPhaseFailed)
 	st := task.Status
 	g.Expect(st.VendorStatus).To(Equal("FAILED"))
 	g.Expect(st.Message).To(Equal("ERROR: NSX manager is unreachable"))
-	expectCondition(g, st.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonTaskFailed)
-	expectCondition(g, st.Conditions, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonTaskFailed)
-	expectCondition(g, st.Conditions, v1alpha1.ConditionFinished, metav1.ConditionTrue, v1alpha1.ReasonTaskFailed)
+	expectFailedConditions(g, st.Conditions)
 }
 
 func TestNetworkInsightTaskSurvivesFlakyVendor(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	createNetworkInsightBackend(t, ns, "vrni", map[string]string{"username": "sim-user", "password": "sim-password"}, nil)
+	createBackend(t, ns, "vrni", networkInsightSpec(nil), niPasswordSecret)
 	id := niRequestID(t)
 	sim.AddTask(id,
 		vendorsim.Step{Phase: vendorsim.Running, Progress: 10},
@@ -141,23 +114,18 @@ func TestNetworkInsightTaskSurvivesFlakyVendor(t *testing.T) {
 	)
 	createTask(t, ns, "flaky", "vrni", id)
 
-	waitForTask(t, ns, "flaky", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.ConsecutiveErrors).To(BeNumerically(">=", 1))
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseRunning), "the last good observation is kept")
+	waitForFailedPollKeepingRunning(t, ns, "flaky", func(g Gomega, task *v1alpha1.AsyncTask) {
 		g.Expect(task.Status.Progress).To(HaveValue(BeEquivalentTo(10)))
-		expectCondition(g, task.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonBackendUnavailable)
 		g.Expect(task.Status.Message).To(ContainSubstring("HTTP 5"))
 	})
-	task := waitForTask(t, ns, "flaky", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseSucceeded))
-	})
+	task := waitForPhase(t, ns, "flaky", v1alpha1.TaskPhaseSucceeded)
 	g.Expect(task.Status.ConsecutiveErrors).To(BeZero())
 	g.Expect(task.Status.VendorStatus).To(Equal("FINISHED"))
 }
 
 func TestNetworkInsightWrongPasswordIsAuthenticationFailed(t *testing.T) {
 	ns := newNamespace(t)
-	backend := createNetworkInsightBackend(t, ns, "vrni", map[string]string{"username": "sim-user", "password": "wrong-password"}, nil)
+	backend := createBackend(t, ns, "vrni", networkInsightSpec(nil), map[string]string{"username": "sim-user", "password": "wrong-password"})
 	id := niRequestID(t)
 	sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running})
 	createTask(t, ns, "save-apps", "vrni", id)

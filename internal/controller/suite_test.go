@@ -127,31 +127,71 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-// createAPIGatewayBackend creates a TaskBackend of type APIGateway at the simulator, with a Secret holding token.
-func createAPIGatewayBackend(t *testing.T, ns, name, token string) *v1alpha1.TaskBackend {
+// createBackend creates a TaskBackend with spec, filling in the simulator's URL and a one-second PollInterval
+// where spec leaves them empty. When secretData is not nil it first creates the Secret <name>-creds holding it,
+// and refers the backend to it unless spec names a Secret of its own.
+func createBackend(t *testing.T, ns, name string, spec v1alpha1.TaskBackendSpec, secretData map[string]string) *v1alpha1.TaskBackend {
 	t.Helper()
 	ctx := context.Background()
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-creds"},
-		StringData: map[string]string{"token": token},
+	if spec.URL == "" {
+		spec.URL = simURL
 	}
-	if err := k8sClient.Create(ctx, secret); err != nil {
-		t.Fatalf("creating Secret: %v", err)
+	if spec.PollInterval == nil {
+		spec.PollInterval = &metav1.Duration{Duration: time.Second}
 	}
-	b := &v1alpha1.TaskBackend{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1alpha1.TaskBackendSpec{
-			Type:                 v1alpha1.BackendTypeAPIGateway,
-			URL:                  simURL,
-			CredentialsSecretRef: &v1alpha1.SecretReference{Name: secret.Name},
-			PollInterval:         &metav1.Duration{Duration: time.Second},
-			APIGateway:           &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
-		},
+	if secretData != nil {
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-creds"},
+			StringData: secretData,
+		}
+		if err := k8sClient.Create(ctx, secret); err != nil {
+			t.Fatalf("creating Secret: %v", err)
+		}
+		if spec.CredentialsSecretRef == nil {
+			spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: secret.Name}
+		}
 	}
+	b := &v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
 	if err := k8sClient.Create(ctx, b); err != nil {
 		t.Fatalf("creating TaskBackend: %v", err)
 	}
 	return b
+}
+
+// apigSpec is the spec of an API Gateway backend; createBackend points it at the simulator.
+func apigSpec() v1alpha1.TaskBackendSpec {
+	return v1alpha1.TaskBackendSpec{
+		Type:       v1alpha1.BackendTypeAPIGateway,
+		APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
+	}
+}
+
+// apigToken is the Secret data of an API Gateway backend that uses the fixed token.
+func apigToken(token string) map[string]string {
+	return map[string]string{"token": token}
+}
+
+// waitForBackendReady polls a TaskBackend or ClusterTaskBackend until its Ready condition has the given status
+// and reason for the object's current generation, and returns the condition.
+func waitForBackendReady(t *testing.T, obj client.Object, status metav1.ConditionStatus, reason string) *metav1.Condition {
+	t.Helper()
+	var ready *metav1.Condition
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		var st v1alpha1.TaskBackendStatus
+		switch b := obj.(type) {
+		case *v1alpha1.TaskBackend:
+			st = b.Status
+		case *v1alpha1.ClusterTaskBackend:
+			st = b.Status
+		}
+		ready = condition(st.Conditions, v1alpha1.ConditionReady)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Status).To(Equal(status))
+		g.Expect(ready.Reason).To(Equal(reason))
+		g.Expect(st.ObservedGeneration).To(Equal(obj.GetGeneration()))
+	}, eventually, tick).Should(Succeed())
+	return ready
 }
 
 // createTask creates an AsyncTask for taskID on the named TaskBackend.
@@ -186,6 +226,51 @@ func waitForTask(t *testing.T, ns, name string, check func(g Gomega, task *v1alp
 		check(g, last)
 	}, eventually, tick).Should(Succeed())
 	return last
+}
+
+// waitForPhase polls the task until it is in phase.
+func waitForPhase(t *testing.T, ns, name string, phase v1alpha1.TaskPhase) *v1alpha1.AsyncTask {
+	t.Helper()
+	return waitForTask(t, ns, name, func(g Gomega, task *v1alpha1.AsyncTask) {
+		g.Expect(task.Status.Phase).To(Equal(phase))
+	})
+}
+
+// waitForFailedPollKeepingRunning polls a task whose vendor answers errors after a Running answer, until the
+// task has counted a failed poll yet still shows its last good observation, Running, with Ready False for
+// BackendUnavailable, and every check in more passes too.
+func waitForFailedPollKeepingRunning(t *testing.T, ns, name string, more ...func(g Gomega, task *v1alpha1.AsyncTask)) {
+	t.Helper()
+	waitForTask(t, ns, name, func(g Gomega, task *v1alpha1.AsyncTask) {
+		g.Expect(task.Status.ConsecutiveErrors).To(BeNumerically(">=", 1))
+		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseRunning), "the last good observation is kept")
+		expectCondition(g, task.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonBackendUnavailable)
+		for _, check := range more {
+			check(g, task)
+		}
+	})
+}
+
+// expectCondition asserts a condition's status and reason.
+func expectCondition(g Gomega, conds []metav1.Condition, condType string, status metav1.ConditionStatus, reason string) {
+	c := condition(conds, condType)
+	g.Expect(c).NotTo(BeNil(), "condition %s", condType)
+	g.Expect(c.Status).To(Equal(status), "condition %s status", condType)
+	g.Expect(c.Reason).To(Equal(reason), "condition %s reason", condType)
+}
+
+// expectSucceededConditions asserts the conditions of a task that succeeded: Ready and Finished, for Succeeded.
+func expectSucceededConditions(g Gomega, conds []metav1.Condition) {
+	expectCondition(g, conds, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	expectCondition(g, conds, v1alpha1.ConditionFinished, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+}
+
+// expectFailedConditions asserts the conditions of a task that failed: not Ready, Stalled and Finished, for
+// TaskFailed.
+func expectFailedConditions(g Gomega, conds []metav1.Condition) {
+	expectCondition(g, conds, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonTaskFailed)
+	expectCondition(g, conds, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonTaskFailed)
+	expectCondition(g, conds, v1alpha1.ConditionFinished, metav1.ConditionTrue, v1alpha1.ReasonTaskFailed)
 }
 
 // condition returns the condition of the given type, or nil.

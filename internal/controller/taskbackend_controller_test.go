@@ -3,48 +3,25 @@ package controller
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 )
 
-// waitForBackendReady polls a TaskBackend until its Ready condition has the given status and reason, and
-// returns the condition.
-func waitForBackendReady(t *testing.T, obj client.Object, status metav1.ConditionStatus, reason string) *metav1.Condition {
-	t.Helper()
-	var ready *metav1.Condition
-	NewWithT(t).Eventually(func(g Gomega) {
-		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
-		var st v1alpha1.TaskBackendStatus
-		switch b := obj.(type) {
-		case *v1alpha1.TaskBackend:
-			st = b.Status
-		case *v1alpha1.ClusterTaskBackend:
-			st = b.Status
-		}
-		ready = condition(st.Conditions, v1alpha1.ConditionReady)
-		g.Expect(ready).NotTo(BeNil())
-		g.Expect(ready.Status).To(Equal(status))
-		g.Expect(ready.Reason).To(Equal(reason))
-		g.Expect(st.ObservedGeneration).To(Equal(obj.GetGeneration()))
-	}, eventually, tick).Should(Succeed())
-	return ready
-}
-
 func TestBackendIsReadyWhenTheVendorAcceptsTheCredentials(t *testing.T) {
 	ns := newNamespace(t)
-	b := createAPIGatewayBackend(t, ns, "apig", simToken)
+	b := createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
 	ready := waitForBackendReady(t, b, metav1.ConditionTrue, v1alpha1.ReasonReady)
 	NewWithT(t).Expect(ready.Message).NotTo(ContainSubstring(simToken))
 }
 
 func TestBackendWithWrongTokenIsNotReady(t *testing.T) {
 	ns := newNamespace(t)
-	b := createAPIGatewayBackend(t, ns, "apig", "wrong-token-value")
+	b := createBackend(t, ns, "apig", apigSpec(), apigToken("wrong-token-value"))
 	ready := waitForBackendReady(t, b, metav1.ConditionFalse, v1alpha1.ReasonAuthenticationFailed)
 	g := NewWithT(t)
 	g.Expect(ready.Message).To(ContainSubstring("APIG.1002"))
@@ -54,15 +31,9 @@ func TestBackendWithWrongTokenIsNotReady(t *testing.T) {
 func TestBackendWithoutItsSecretBecomesReadyWhenTheSecretAppears(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	b := &v1alpha1.TaskBackend{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "apig"},
-		Spec: v1alpha1.TaskBackendSpec{
-			Type: v1alpha1.BackendTypeAPIGateway, URL: simURL,
-			CredentialsSecretRef: &v1alpha1.SecretReference{Name: "later"},
-			APIGateway:           &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
-		},
-	}
-	g.Expect(k8sClient.Create(context.Background(), b)).To(Succeed())
+	spec := apigSpec()
+	spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "later"}
+	b := createBackend(t, ns, "apig", spec, nil)
 	ready := waitForBackendReady(t, b, metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound)
 	g.Expect(ready.Message).To(ContainSubstring(ns + "/later"))
 
@@ -74,17 +45,7 @@ func TestBackendWithoutItsSecretBecomesReadyWhenTheSecretAppears(t *testing.T) {
 func TestBackendWithIncompleteCredentialsIsInvalidConfig(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds"}, StringData: map[string]string{"tokn": simToken}}
-	g.Expect(k8sClient.Create(context.Background(), secret)).To(Succeed())
-	b := &v1alpha1.TaskBackend{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "apig"},
-		Spec: v1alpha1.TaskBackendSpec{
-			Type: v1alpha1.BackendTypeAPIGateway, URL: simURL,
-			CredentialsSecretRef: &v1alpha1.SecretReference{Name: "creds"},
-			APIGateway:           &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
-		},
-	}
-	g.Expect(k8sClient.Create(context.Background(), b)).To(Succeed())
+	b := createBackend(t, ns, "apig", apigSpec(), map[string]string{"tokn": simToken})
 	ready := waitForBackendReady(t, b, metav1.ConditionFalse, v1alpha1.ReasonInvalidConfig)
 	g.Expect(ready.Message).To(ContainSubstring("token"))
 }
@@ -94,15 +55,11 @@ func TestClusterTaskBackendServesTasksInAnyNamespace(t *testing.T) {
 	secretNS := newNamespace(t)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: secretNS, Name: "creds"}, StringData: map[string]string{"token": simToken}}
 	g.Expect(k8sClient.Create(context.Background(), secret)).To(Succeed())
-	b := &v1alpha1.ClusterTaskBackend{
-		ObjectMeta: metav1.ObjectMeta{Name: "apig-" + secretNS},
-		Spec: v1alpha1.TaskBackendSpec{
-			Type: v1alpha1.BackendTypeAPIGateway, URL: simURL,
-			CredentialsSecretRef: &v1alpha1.SecretReference{Name: "creds", Namespace: secretNS},
-			PollInterval:         &metav1.Duration{Duration: 1e9},
-			APIGateway:           &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
-		},
-	}
+	spec := apigSpec()
+	spec.URL = simURL
+	spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds", Namespace: secretNS}
+	spec.PollInterval = &metav1.Duration{Duration: time.Second}
+	b := &v1alpha1.ClusterTaskBackend{ObjectMeta: metav1.ObjectMeta{Name: "apig-" + secretNS}, Spec: spec}
 	g.Expect(k8sClient.Create(context.Background(), b)).To(Succeed())
 	waitForBackendReady(t, b, metav1.ConditionTrue, v1alpha1.ReasonReady)
 
@@ -112,7 +69,5 @@ func TestClusterTaskBackendServesTasksInAnyNamespace(t *testing.T) {
 	createTask(t, taskNS, "shared", b.Name, id, func(task *v1alpha1.AsyncTask) {
 		task.Spec.BackendRef.Kind = v1alpha1.BackendKindClusterTaskBackend
 	})
-	waitForTask(t, taskNS, "shared", func(g Gomega, task *v1alpha1.AsyncTask) {
-		g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseSucceeded))
-	})
+	waitForPhase(t, taskNS, "shared", v1alpha1.TaskPhaseSucceeded)
 }

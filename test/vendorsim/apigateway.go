@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,16 +95,7 @@ func (s *Simulator) apigTask(w http.ResponseWriter, r *http.Request) {
 		apigError(w, http.StatusNotFound, id)
 		return
 	}
-	delay(r, step)
-	switch {
-	case step.RawBody != "":
-		writeRaw(w, step)
-		return
-	case step.HTTPStatus != 0:
-		if step.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(step.RetryAfter))
-		}
-		apigError(w, step.HTTPStatus, id)
+	if answerFault(w, r, step, func(status int) { apigError(w, status, id) }) {
 		return
 	}
 	result := ""

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -103,16 +102,7 @@ func (s *Simulator) niProgress(w http.ResponseWriter, r *http.Request) {
 		niError(w, http.StatusNotFound, id)
 		return
 	}
-	delay(r, step)
-	switch {
-	case step.RawBody != "":
-		writeRaw(w, step)
-		return
-	case step.HTTPStatus != 0:
-		if step.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(step.RetryAfter))
-		}
-		niError(w, step.HTTPStatus, id)
+	if answerFault(w, r, step, func(status int) { niError(w, status, id) }) {
 		return
 	}
 	start, _ := niStartTimes.LoadOrStore(niStartKey{s, id}, time.Now().UnixMilli())

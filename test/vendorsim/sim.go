@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -117,19 +118,33 @@ func (s *Simulator) Logins(vendor string) int {
 
 // poll counts a poll of id and returns the step it answers, or false for an unknown task.
 func (s *Simulator) poll(id string) (Step, bool) {
+	return s.step(id, true)
+}
+
+// peek returns the step the task answered last (its first before any poll) without counting a poll, or false
+// for an unknown task.
+func (s *Simulator) peek(id string) (Step, bool) {
+	return s.step(id, false)
+}
+
+// step returns the step of task id that the next poll answers (next, counting that poll) or that the last poll
+// answered; a timed task answers by time either way.
+func (s *Simulator) step(id string, next bool) (Step, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.tasks[id]
 	if !ok || len(t.steps) == 0 {
 		return Step{}, false
 	}
-	i := t.polls
+	i := max(t.polls-1, 0)
+	if next {
+		i = t.polls
+		t.polls++
+	}
 	if t.every > 0 {
 		i = int(time.Since(t.created) / t.every)
 	}
-	step := t.steps[min(i, len(t.steps)-1)]
-	t.polls++
-	return step, true
+	return t.steps[min(i, len(t.steps)-1)], true
 }
 
 // issueSession records a login to vendor and returns a new session token.
@@ -174,6 +189,26 @@ func writeRaw(w http.ResponseWriter, step Step) {
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(step.RawBody))
+}
+
+// answerFault plays the fault part of a step: it holds the answer back for the step's Delay, then answers a
+// RawBody verbatim, or an HTTPStatus (with its Retry-After header, when set) through vendorError, which writes
+// the vendor's own error body for that status. It reports whether it answered; false leaves the step's
+// documented answer to the caller.
+func answerFault(w http.ResponseWriter, r *http.Request, step Step, vendorError func(status int)) bool {
+	delay(r, step)
+	switch {
+	case step.RawBody != "":
+		writeRaw(w, step)
+		return true
+	case step.HTTPStatus != 0:
+		if step.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(step.RetryAfter))
+		}
+		vendorError(step.HTTPStatus)
+		return true
+	}
+	return false
 }
 
 // delay holds an answer back for slow-vendor steps, or until the client gives up.

@@ -126,16 +126,7 @@ func (s *Simulator) toAsyncStatus(w http.ResponseWriter, r *http.Request) {
 		toAlert(w, http.StatusNotFound, toErrorTexts[404])
 		return
 	}
-	delay(r, step)
-	switch {
-	case step.RawBody != "":
-		writeRaw(w, step)
-		return
-	case step.HTTPStatus != 0:
-		if step.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(step.RetryAfter))
-		}
-		toAlert(w, step.HTTPStatus, toErrorText(step.HTTPStatus))
+	if answerFault(w, r, step, func(status int) { toAlert(w, status, toErrorText(status)) }) {
 		return
 	}
 	start, end := s.toTimes(id, step.Phase == Succeeded || step.Phase == Failed)

@@ -98,16 +98,7 @@ func (s *Simulator) zstackAPIJob(w http.ResponseWriter, r *http.Request) {
 		zstackPlain(w, http.StatusNotFound, "the job has been expired")
 		return
 	}
-	delay(r, step)
-	switch {
-	case step.RawBody != "":
-		writeRaw(w, step)
-		return
-	case step.HTTPStatus != 0:
-		if step.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(step.RetryAfter))
-		}
-		zstackStepError(w, step.HTTPStatus)
+	if answerFault(w, r, step, func(status int) { zstackStepError(w, status) }) {
 		return
 	}
 	switch step.Phase {
@@ -138,7 +129,8 @@ func (s *Simulator) zstackTaskProgress(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("apiId")
 	records := []json.RawMessage{}
-	if step, ok := s.zstackPeek(id); ok && step.Phase == Running && step.HTTPStatus == 0 && step.RawBody == "" &&
+	// task-progresses is read alongside api-jobs, which alone counts polls.
+	if step, ok := s.peek(id); ok && step.Phase == Running && step.HTTPStatus == 0 && step.RawBody == "" &&
 		(step.Progress > 0 || step.Message != "") {
 		root := id + "-root"
 		records = append(records,
@@ -156,22 +148,6 @@ func zstackRecord(fields map[string]any, after time.Duration) json.RawMessage {
 	fields["time"] = json.Number(strings.Replace(strconv.FormatFloat(ms, 'E', -1, 64), "E+", "E", 1))
 	b, _ := json.Marshal(fields)
 	return b
-}
-
-// zstackPeek returns the step the task answered last (its first before any poll) without counting a poll:
-// task-progresses is read alongside api-jobs, which alone counts.
-func (s *Simulator) zstackPeek(id string) (Step, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.tasks[id]
-	if !ok || len(t.steps) == 0 {
-		return Step{}, false
-	}
-	i := max(t.polls-1, 0)
-	if t.every > 0 {
-		i = int(time.Since(t.created) / t.every)
-	}
-	return t.steps[min(i, len(t.steps)-1)], true
 }
 
 // zstackStepError answers a scripted error status as ZStack would.
