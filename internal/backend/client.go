@@ -99,9 +99,10 @@ type Response struct {
 // or answered in time, and when the body is larger than MaxBodyBytes. Any HTTP status is returned as a
 // Response: what it means is the vendor's to say.
 func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
-	if wait := c.pauseLeft(); wait > 0 {
+	if until, wait := c.pause(); wait > 0 {
+		// The message names the end of the pause, not the time left, so it stays the same across polls.
 		return nil, &Error{Kind: KindTransient, RetryAfter: wait,
-			Message: fmt.Sprintf("vendor asked to retry after %s; requests to this backend are paused", wait.Round(time.Second))}
+			Message: fmt.Sprintf("vendor asked to retry later (Retry-After); requests to this backend are paused until %s", until.UTC().Format(time.RFC3339))}
 	}
 	if err := c.limiter.Wait(ctx); err != nil {
 		return nil, Errorf(KindTransient, "rate limit of this backend: %v", err)
@@ -146,16 +147,18 @@ func (c *Client) pauseFor(retryAfter string) time.Duration {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if until := now.Add(wait); until.After(c.pausedUntil) {
+	// Rounded up to a whole second, so the message naming it stays the same while the pause lasts.
+	if until := now.Add(wait + time.Second - 1).Truncate(time.Second); until.After(c.pausedUntil) {
 		c.pausedUntil = until
 	}
 	return wait
 }
 
-func (c *Client) pauseLeft() time.Duration {
+// pause returns the end of the current Retry-After pause and the time left of it.
+func (c *Client) pause() (time.Time, time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.pausedUntil.Sub(c.now())
+	return c.pausedUntil, c.pausedUntil.Sub(c.now())
 }
 
 // requestError turns a transport failure into a message that names the host but not the path or query,

@@ -18,8 +18,8 @@ type Session[T any] struct {
 	// refreshBefore renews a session this long before its stated expiry.
 	refreshBefore time.Duration
 	now           func() time.Time
-	// OnLogin, when set, is called after every successful login (for metrics and tests).
-	OnLogin func()
+	// onLogin, when set, is called after every successful login (for metrics).
+	onLogin func()
 
 	mu         sync.Mutex
 	value      T
@@ -28,9 +28,10 @@ type Session[T any] struct {
 	generation uint64
 }
 
-// NewSession returns a Session that logs in with login, renewing refreshBefore ahead of a stated expiry.
-func NewSession[T any](login LoginFunc[T], refreshBefore time.Duration) *Session[T] {
-	return &Session[T]{login: login, refreshBefore: refreshBefore, now: time.Now}
+// NewSession returns a Session that logs in with login, renewing refreshBefore ahead of a stated expiry, and
+// calls onLogin (if not nil) after each login: pass Config.OnLogin for a real login, nil for a fixed credential.
+func NewSession[T any](login LoginFunc[T], refreshBefore time.Duration, onLogin func()) *Session[T] {
+	return &Session[T]{login: login, refreshBefore: refreshBefore, now: time.Now, onLogin: onLogin}
 }
 
 // Get returns the current session, logging in first when there is none or it is about to expire. The
@@ -48,8 +49,8 @@ func (s *Session[T]) Get(ctx context.Context) (T, uint64, error) {
 	}
 	s.value, s.expiry, s.valid = value, expiry, true
 	s.generation++
-	if s.OnLogin != nil {
-		s.OnLogin()
+	if s.onLogin != nil {
+		s.onLogin()
 	}
 	return s.value, s.generation, nil
 }

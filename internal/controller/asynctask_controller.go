@@ -7,6 +7,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,8 +25,10 @@ import (
 // AsyncTaskReconciler polls each unfinished AsyncTask's vendor on its schedule and writes what it saw.
 type AsyncTaskReconciler struct {
 	client.Client
-	Scheme   *runtime.Scheme
-	Recorder events.EventRecorder
+	// APIReader reads objects the manager does not cache (result ConfigMaps).
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -37,6 +41,7 @@ type AsyncTaskReconciler struct {
 // +kubebuilder:rbac:groups=tasks.asynctask.dev,resources=taskbackends;clustertaskbackends,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update
 
 // Reconcile polls the task once when it is due, writes the status if it changed, and schedules the next poll.
 func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -44,52 +49,110 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.Get(ctx, req.NamespacedName, task); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !task.DeletionTimestamp.IsZero() || task.Status.Phase.Finished() {
-		// A finished task is never polled again.
-		r.schedule.forget(task.UID)
-		return ctrl.Result{}, nil
-	}
 	now := r.now()
-	if wait := r.schedule.wait(task.UID, now); wait > 0 && task.Status.ObservedGeneration == task.Generation {
-		return ctrl.Result{RequeueAfter: wait}, nil
+	if !task.DeletionTimestamp.IsZero() || task.Status.Phase.Finished() {
+		// A finished task is never polled again; it may only be due for deletion.
+		r.schedule.forget(task.UID)
+		return r.deleteAfterTTL(ctx, task, now)
 	}
 
-	outcome, interval := r.poll(ctx, task)
-	status := statusFromOutcome(task, outcome, now)
+	polled := r.pollIfDue(ctx, task, now)
+	status := statusFromOutcome(task, polled.outcome, now)
+	if err := r.writeResultConfigMap(ctx, task, polled.outcome, &status); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.writeStatus(ctx, task, status); err != nil {
 		return ctrl.Result{}, err
 	}
 	if status.Phase.Finished() {
 		r.schedule.forget(task.UID)
-		return ctrl.Result{}, nil
+		recordFinished(polled.backendType, task, now)
+		return r.deleteAfterTTL(ctx, task, now)
 	}
-	next := nextPollAfter(interval, status, outcome)
-	r.schedule.set(task.UID, now.Add(next))
-	return ctrl.Result{RequeueAfter: next}, nil
+	next := r.schedule.wait(task.UID, now)
+	if polled.done {
+		next = nextPollAfter(polled.interval, status, polled.outcome)
+		r.schedule.set(task.UID, now.Add(next))
+	}
+	return ctrl.Result{RequeueAfter: min(next, untilNextDeadline(task, &status, now))}, nil
 }
 
-// poll asks the task's backend once. It returns what was learned and the task's poll interval.
-func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask) (pollOutcome, time.Duration) {
-	interval := durationOr(task.Spec.PollInterval, defaultPollInterval)
+// pollResult is what pollIfDue did.
+type pollResult struct {
+	outcome pollOutcome
+	// done is false when the task was not due (an early reconcile, or a deadline check), so nothing was asked.
+	done        bool
+	interval    time.Duration
+	backendType v1alpha1.BackendType
+}
+
+// pollIfDue polls the task when its time has come or its spec changed since the last poll; a task past its
+// activeDeadlineSeconds is not polled again.
+func (r *AsyncTaskReconciler) pollIfDue(ctx context.Context, task *v1alpha1.AsyncTask, now time.Time) pollResult {
+	due := r.schedule.wait(task.UID, now) == 0 || task.Status.ObservedGeneration != task.Generation
+	if !due || deadlineExceeded(task, now) {
+		return pollResult{}
+	}
+	return r.poll(ctx, task)
+}
+
+// poll asks the task's backend once.
+func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask) pollResult {
+	result := pollResult{done: true, interval: durationOr(task.Spec.PollInterval, defaultPollInterval)}
+	started := time.Now()
 	conn, err := r.connector.connect(ctx, backendKeyOf(task))
 	if err != nil {
-		return pollOutcome{err: err}, interval
+		recordPoll("", err, time.Since(started))
+		result.outcome.err = err
+		return result
 	}
+	result.backendType = conn.spec.Type
 	if task.Spec.PollInterval == nil {
-		interval = conn.pollInterval()
+		result.interval = conn.pollInterval()
 	}
 	// Bound the whole poll, a login included, so a stuck vendor never holds a worker for long.
-	ctx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
+	pollCtx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
-	obs, err := conn.backend.Poll(ctx, task.Spec.TaskID)
+	obs, err := conn.backend.Poll(pollCtx, task.Spec.TaskID)
+	recordPoll(conn.spec.Type, err, time.Since(started))
 	if err != nil {
-		return pollOutcome{err: err}, interval
+		result.outcome.err = err
+		return result
 	}
 	if obs.UnknownStatus {
 		log.FromContext(ctx).Info("Vendor reported an unknown status word; treating the task as running",
 			"backend", backendKeyOf(task).String(), "vendorStatus", obs.VendorStatus)
 	}
-	return pollOutcome{observation: &obs}, interval
+	result.outcome.observation = &obs
+	return result
+}
+
+// untilNextDeadline is the time until the task's activeDeadlineSeconds or progressDeadlineSeconds passes, so
+// that a task is failed or marked stalled on time even between polls; an hour when it has neither ahead.
+func untilNextDeadline(task *v1alpha1.AsyncTask, status *v1alpha1.AsyncTaskStatus, now time.Time) time.Duration {
+	next := time.Hour
+	if d := task.Spec.ActiveDeadlineSeconds; d != nil {
+		next = min(next, task.CreationTimestamp.Add(time.Duration(*d)*time.Second).Sub(now))
+	}
+	if d := task.Spec.ProgressDeadlineSeconds; d != nil && status.LastProgressTime != nil && !progressDeadlineExceeded(task, status, now) {
+		next = min(next, status.LastProgressTime.Add(time.Duration(*d)*time.Second).Sub(now))
+	}
+	return max(next, 100*time.Millisecond)
+}
+
+// deleteAfterTTL deletes a finished task ttlSecondsAfterFinished after its completion, like a Job.
+func (r *AsyncTaskReconciler) deleteAfterTTL(ctx context.Context, task *v1alpha1.AsyncTask, now time.Time) (ctrl.Result, error) {
+	ttl := task.Spec.TTLSecondsAfterFinished
+	if ttl == nil || task.Status.CompletionTime == nil || !task.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	deleteAt := task.Status.CompletionTime.Add(time.Duration(*ttl) * time.Second)
+	if wait := deleteAt.Sub(now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	log.FromContext(ctx).Info("Deleting finished task after ttlSecondsAfterFinished", "ttlSeconds", *ttl)
+	err := r.Delete(ctx, task, client.Preconditions{UID: &task.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	return ctrl.Result{}, client.IgnoreNotFound(err)
 }
 
 // nextPollAfter is the wait before the next poll: the interval with jitter while the vendor answers, an
@@ -124,7 +187,7 @@ func (r *AsyncTaskReconciler) recordTransition(before, after *v1alpha1.AsyncTask
 	if r.Recorder == nil {
 		return
 	}
-	oldReason, newReason := readyReason(before), readyReason(after)
+	oldReason, newReason := readyReasonOf(before.Status.Conditions), readyReasonOf(after.Status.Conditions)
 	if before.Status.Phase == after.Status.Phase && oldReason == newReason {
 		return
 	}
@@ -135,11 +198,10 @@ func (r *AsyncTaskReconciler) recordTransition(before, after *v1alpha1.AsyncTask
 	r.Recorder.Eventf(after, nil, eventType, newReason, "Poll", "%s", after.Status.Message)
 }
 
-func readyReason(task *v1alpha1.AsyncTask) string {
-	for _, c := range task.Status.Conditions {
-		if c.Type == v1alpha1.ConditionReady {
-			return c.Reason
-		}
+// readyReasonOf returns the reason of the Ready condition, or "".
+func readyReasonOf(conditions []metav1.Condition) string {
+	if c := meta.FindStatusCondition(conditions, v1alpha1.ConditionReady); c != nil {
+		return c.Reason
 	}
 	return ""
 }

@@ -157,7 +157,8 @@ func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, r
 		opts.InsecureSkipVerify = spec.TLS.InsecureSkipVerify
 	}
 	httpClient := backend.NewClient(opts)
-	b, err := factory(backend.Config{Spec: spec, Credentials: creds, Client: httpClient})
+	loginsOfType := vendorLogins.WithLabelValues(typeLabel(spec.Type))
+	b, err := factory(backend.Config{Spec: spec, Credentials: creds, Client: httpClient, OnLogin: loginsOfType.Inc})
 	if err != nil {
 		httpClient.Close()
 		return nil, &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: upperFirst(err.Error())}

@@ -15,11 +15,13 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
+	registerMetrics(mgr.GetClient())
 	conns := newConnector(mgr.GetClient())
 	tasks := &AsyncTaskReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("asynctask-operator"),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("asynctask-operator"),
 	}
 	if err := tasks.SetupWithManager(mgr, conns); err != nil {
 		return fmt.Errorf("setting up the AsyncTask controller: %w", err)

@@ -21,7 +21,7 @@ const tokenRefreshBefore = 15 * time.Minute
 // once when the gateway answers 401.
 func tokenSender(client *backend.Client, fixed backend.LoginFunc[string], session *backend.Session[string]) sender {
 	if session == nil {
-		session = backend.NewSession(fixed, 0)
+		session = backend.NewSession(fixed, 0, nil)
 	}
 	return func(ctx context.Context, u *url.URL) (*backend.Response, error) {
 		return session.Do(ctx, func(token string) (*backend.Response, error) {

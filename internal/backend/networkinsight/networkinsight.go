@@ -74,10 +74,10 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		if err != nil {
 			return nil, backend.Errorf(backend.KindInvalidConfig, "cannot encode the login request")
 		}
-		n.session = backend.NewSession(n.login(body), refreshBefore)
+		n.session = backend.NewSession(n.login(body), refreshBefore, cfg.OnLogin)
 		n.expired = backend.Unauthorized
 	case cfg.Credentials.Has("token"):
-		n.session = backend.NewSession(backend.FixedCredential(cfg.Credentials.Get("token")), refreshBefore)
+		n.session = backend.NewSession(backend.FixedCredential(cfg.Credentials.Get("token")), refreshBefore, nil)
 		n.expired = func(*backend.Response) bool { return false }
 	default:
 		return nil, backend.MissingCredentials([]string{"username", "password"}, []string{"token"})

@@ -76,8 +76,12 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	loginURL := t.base.JoinPath("api", t.version, "user", path).String()
 	t.session = backend.NewSession(func(ctx context.Context) (*cookies, time.Time, error) {
 		return t.doLogin(ctx, loginURL, loginBody)
-	}, 0)
-	t.session.OnLogin = func() { t.logins.Add(1) }
+	}, 0, func() {
+		t.logins.Add(1)
+		if cfg.OnLogin != nil {
+			cfg.OnLogin()
+		}
+	})
 	return t, nil
 }
 

@@ -52,10 +52,10 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		z.password = cfg.Credentials.Get("password")
 		// ZStack's session lifetime is configurable and the login answer's expiredDate is a locale-dependent
 		// date text, so the session is used until ZStack refuses it (ID.1001) rather than timed.
-		z.session = backend.NewSession(z.login, 0)
+		z.session = backend.NewSession(z.login, 0, cfg.OnLogin)
 	case cfg.Credentials.Has("sessionID"):
 		z.fixed = true
-		z.session = backend.NewSession(backend.FixedCredential(cfg.Credentials.Get("sessionID")), 0)
+		z.session = backend.NewSession(backend.FixedCredential(cfg.Credentials.Get("sessionID")), 0, nil)
 	default:
 		return nil, backend.MissingCredentials([]string{"accountName", "password"}, []string{"sessionID"})
 	}
