@@ -2,9 +2,11 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -24,7 +26,8 @@ const (
 	notFoundPollsBeforeFailure = 3
 )
 
-// pollOutcome is what one pass learned: an observation, or why there is none.
+// pollOutcome is what one pass learned: an observation, or why there is none; both nil when the pass did
+// not poll.
 type pollOutcome struct {
 	// observation is set when the vendor answered about the task.
 	observation *backend.Observation
@@ -43,10 +46,14 @@ func statusFromOutcome(task *v1alpha1.AsyncTask, outcome pollOutcome, now time.T
 	nowTime := metav1.NewTime(now.Truncate(time.Second))
 	failureReason := ""
 	waitingReason := ""
-	if outcome.observation != nil {
+	switch {
+	case outcome.observation != nil:
 		failureReason = applyObservation(&st, *outcome.observation, nowTime)
-	} else {
+	case outcome.err != nil:
 		failureReason, waitingReason = applyError(&st, outcome.err)
+	default:
+		// Not polled this pass: only the deadlines may change the status.
+		waitingReason = readyReasonOf(st.Conditions)
 	}
 	if st.Phase == "" {
 		st.Phase = v1alpha1.TaskPhasePending
@@ -204,8 +211,19 @@ func progressDeadlineExceeded(task *v1alpha1.AsyncTask, st *v1alpha1.AsyncTaskSt
 	return d != nil && st.LastProgressTime != nil && now.Sub(st.LastProgressTime.Time) >= time.Duration(*d)*time.Second
 }
 
-// setConditions writes the kstatus conditions of the contract's table.
+// conditionOrder lists Stalled before Reconciling: kstatus decides by whichever of the two it finds True first,
+// and a running task past its progress deadline has both, which must read as stalled.
+var conditionOrder = map[string]int{
+	v1alpha1.ConditionReady: 0, v1alpha1.ConditionStalled: 1, v1alpha1.ConditionReconciling: 2, v1alpha1.ConditionFinished: 3,
+}
+
+// setConditions writes the kstatus conditions of the contract's table, in conditionOrder.
 func setConditions(st *v1alpha1.AsyncTaskStatus, task *v1alpha1.AsyncTask, failureReason, waitingReason string, now time.Time) {
+	defer func() {
+		slices.SortStableFunc(st.Conditions, func(a, b metav1.Condition) int {
+			return cmp.Compare(conditionOrder[a.Type], conditionOrder[b.Type])
+		})
+	}()
 	gen := task.Generation
 	set := func(condType string, status metav1.ConditionStatus, reason, message string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{

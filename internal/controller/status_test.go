@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -151,6 +152,11 @@ func TestStatusFollowsTheContractTable(t *testing.T) {
 			}
 			if got.ObservedGeneration != 2 {
 				t.Errorf("observedGeneration = %d, want 2", got.ObservedGeneration)
+			}
+			if !slices.IsSortedFunc(got.Conditions, func(a, b metav1.Condition) int {
+				return conditionOrder[a.Type] - conditionOrder[b.Type]
+			}) {
+				t.Errorf("conditions not in kstatus order (Stalled before Reconciling): %v", got.Conditions)
 			}
 			for _, c := range got.Conditions {
 				if c.Message == "" || c.ObservedGeneration != 2 {
