@@ -62,7 +62,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controller.SetupWithManager(ctx, mgr); err != nil {
+	if err := controller.SetupWithManager(ctx, mgr, controller.Options{}); err != nil {
 		setupLog.Error(err, "Cannot set up the controllers")
 		os.Exit(1)
 	}

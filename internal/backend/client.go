@@ -41,6 +41,9 @@ type ClientOptions struct {
 	Now func() time.Time
 }
 
+// NetworkPolicy says which addresses backend requests may connect to. The zero value applies the defaults.
+type NetworkPolicy struct{}
+
 // Client sends a backend's requests: one http.Client (so connections are reused), one rate limiter shared by
 // all the backend's tasks, a per-request timeout, a body size limit, and a pause when the vendor answers 429
 // or 503 with Retry-After.

@@ -7,11 +7,23 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
+
+// Options tune the operator; the zero value is the default.
+type Options struct {
+	// Shard, when set, makes this operator track only the AsyncTasks labelled ShardLabel=Shard; when empty,
+	// only those without the label. Several operators with different shards split the tasks between them.
+	Shard string
+	// Network limits which addresses backends may reach (see backend.NetworkPolicy).
+	Network backend.NetworkPolicy
+	// ForbidNamespacedBackends refuses TaskBackends, so that only admin-owned ClusterTaskBackends are used.
+	ForbidNamespacedBackends bool
+}
 
 // SetupWithManager registers every reconciler of the operator, sharing one connector so that tasks and the
 // backend checks use the same vendor clients and sessions.
-func SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := SetupWithManager(ctx, mgr); err != nil {
+	if err := SetupWithManager(ctx, mgr, Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
