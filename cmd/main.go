@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -25,12 +26,18 @@ func main() {
 		probeAddr      string
 		secureMetrics  bool
 		leaderElection bool
+		watchNS        string
+		operatorOpts   controller.Options
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, "+
 		"e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	flag.BoolVar(&leaderElection, "leader-elect", false, "Elect a leader, so that only one replica polls at a time.")
+	flag.StringVar(&watchNS, "watch-namespaces", "", "Comma-separated namespaces whose AsyncTasks, TaskBackends and "+
+		"Secrets the operator watches (include the namespaces ClusterTaskBackends take Secrets from); all when empty.")
+	flag.StringVar(&operatorOpts.Shard, "shard", "", "Track only AsyncTasks labelled "+controller.ShardLabel+"=<shard>; "+
+		"without it, only the tasks that carry no such label. Run one Deployment per shard to split many tasks.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -50,19 +57,27 @@ func main() {
 	if secureMetrics {
 		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
+	cacheOptions, err := controller.CacheOptions(operatorOpts, splitList(watchNS))
+	if err != nil {
+		setupLog.Error(err, "Invalid flags")
+		os.Exit(1)
+	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
+		Cache:                  cacheOptions,
 		Metrics:                metricsOptions,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElection,
-		LeaderElectionID:       "asynctask-operator.tasks.asynctask.dev",
+		// Each shard elects its own leader.
+		LeaderElectionID:              strings.Trim("asynctask-operator-"+operatorOpts.Shard, "-") + ".tasks.asynctask.dev",
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		setupLog.Error(err, "Cannot create the manager")
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controller.SetupWithManager(ctx, mgr, controller.Options{}); err != nil {
+	if err := controller.SetupWithManager(ctx, mgr, operatorOpts); err != nil {
 		setupLog.Error(err, "Cannot set up the controllers")
 		os.Exit(1)
 	}
@@ -73,4 +88,15 @@ func main() {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(value string) []string {
+	var out []string
+	for _, item := range strings.Split(value, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

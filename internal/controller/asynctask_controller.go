@@ -31,6 +31,8 @@ type AsyncTaskReconciler struct {
 	Recorder  events.EventRecorder
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// FieldOwner names this operator in the tasks' managedFields.
+	FieldOwner string
 
 	connector *connector
 	schedule  *pollSchedule
@@ -176,7 +178,8 @@ func (r *AsyncTaskReconciler) writeStatus(ctx context.Context, task *v1alpha1.As
 	}
 	before := task.DeepCopy()
 	task.Status = status
-	if err := r.Status().Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.Status().Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}),
+		client.FieldOwner(r.FieldOwner)); err != nil {
 		return err
 	}
 	r.recordTransition(before, task)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -19,6 +20,8 @@ type Options struct {
 	Network backend.NetworkPolicy
 	// ForbidNamespacedBackends refuses TaskBackends, so that only admin-owned ClusterTaskBackends are used.
 	ForbidNamespacedBackends bool
+	// FieldOwner names this operator instance in managedFields; "asynctask-operator" when empty.
+	FieldOwner string
 }
 
 // SetupWithManager registers every reconciler of the operator, sharing one connector so that tasks and the
@@ -30,10 +33,11 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	registerMetrics(mgr.GetClient())
 	conns := newConnector(mgr.GetClient())
 	tasks := &AsyncTaskReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("asynctask-operator"),
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Scheme:     mgr.GetScheme(),
+		Recorder:   mgr.GetEventRecorder("asynctask-operator"),
+		FieldOwner: cmp.Or(opts.FieldOwner, "asynctask-operator"),
 	}
 	if err := tasks.SetupWithManager(mgr, conns); err != nil {
 		return fmt.Errorf("setting up the AsyncTask controller: %w", err)

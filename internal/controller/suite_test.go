@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -29,9 +30,12 @@ import (
 
 // The envtest control plane, the manager under test and the vendor simulator are started once for the package.
 var (
-	k8sClient client.WithWatch
-	sim       *vendorsim.Simulator
-	simURL    string
+	// testConfig and testScheme let tests start managers of their own on the same control plane.
+	testConfig *rest.Config
+	testScheme *runtime.Scheme
+	k8sClient  client.WithWatch
+	sim        *vendorsim.Simulator
+	simURL     string
 )
 
 const simToken = "test-token-value"
@@ -53,6 +57,7 @@ func runSuite(m *testing.M) int {
 		BinaryAssetsDirectory: assets,
 	}
 	cfg, err := env.Start()
+	testConfig = cfg
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the control plane:", err)
 		return 1
@@ -74,8 +79,15 @@ func runSuite(m *testing.M) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	testScheme = scheme
+	cacheOptions, err := CacheOptions(Options{}, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
+		Cache:                  cacheOptions,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})

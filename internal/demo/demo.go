@@ -72,7 +72,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 
-	sim := vendorsim.New(vendorsim.Credentials{Token: "demo-token", Username: "demo", Password: "demo-password"})
+	sim := vendorsim.New(vendorsim.Credentials{Token: demoToken, Username: demoUser, Password: demoPassword})
 	listener, err := net.Listen("tcp", "127.0.0.1:0") // any free port: a second demo or a busy port is no problem
 	if err != nil {
 		return fmt.Errorf("starting the vendor simulator: %w", err)
@@ -86,7 +86,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	cacheOptions, err := controller.CacheOptions(controller.Options{}, nil)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: cacheOptions,
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
 	if err != nil {
 		return err
 	}
@@ -122,6 +127,7 @@ Everything settled. The control plane keeps running until Ctrl-C; poke it with:
   bin/kubectl wait --for=condition=Stalled atask/apig-conflict -n %s
   bin/kubectl get taskbackends -n %s
 
+Ctrl-C stops everything this demo started.
 `, kubeconfig, demoNamespace, demoNamespace, demoNamespace, demoNamespace, demoNamespace)
 	if opts.AfterSettled != nil {
 		if err := opts.AfterSettled(kubeconfig); err != nil {
@@ -158,32 +164,63 @@ type demoTask struct {
 	steps                 []vendorsim.Step
 }
 
-func createDemoObjects(ctx context.Context, c client.Client, sim *vendorsim.Simulator, simURL string) error {
-	objects := []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "apig-credentials"},
-			StringData: map[string]string{"token": "demo-token"}},
-		&v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "apig"},
-			Spec: v1alpha1.TaskBackendSpec{
-				Type: v1alpha1.BackendTypeAPIGateway, URL: simURL,
-				CredentialsSecretRef: &v1alpha1.SecretReference{Name: "apig-credentials"},
-				PollInterval:         &metav1.Duration{Duration: time.Second},
-				APIGateway:           &v1alpha1.APIGatewaySettings{ProjectID: "0605767a3300d5762fb7c0186d9e1779", InstanceID: "eddc4d25480b4cd6b512f270a1b8b341"},
-			}},
+// demoBackend is one vendor endpoint of the demo, at the simulator.
+type demoBackend struct {
+	name   string
+	spec   v1alpha1.TaskBackendSpec
+	secret map[string]string
+}
+
+func demoBackends() []demoBackend {
+	return []demoBackend{
+		{"apig", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeAPIGateway,
+			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "0605767a3300d5762fb7c0186d9e1779", InstanceID: "eddc4d25480b4cd6b512f270a1b8b341"}},
+			map[string]string{"token": demoToken}},
+		{"vrni", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeNetworkInsight},
+			map[string]string{"username": demoUser, "password": demoPassword}},
+		{"trafficops", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeTrafficOps, TrafficOps: &v1alpha1.TrafficOpsSettings{APIVersion: "5.0"}},
+			map[string]string{"username": demoUser, "password": demoPassword}},
+		{"zstack", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeZStack},
+			map[string]string{"accountName": demoUser, "password": demoPassword}},
 	}
-	tasks := []demoTask{
+}
+
+const (
+	demoToken    = "demo-token"
+	demoUser     = "demo"
+	demoPassword = "demo-password"
+)
+
+func demoTasks() []demoTask {
+	running := func(progress int) vendorsim.Step { return vendorsim.Step{Phase: vendorsim.Running, Progress: progress} }
+	return []demoTask{
 		{"apig-import", "apig", "d9ce8c9eede54b3f841ec324fe0bfdc2", []vendorsim.Step{
-			{Phase: vendorsim.Pending}, {Phase: vendorsim.Running}, {Phase: vendorsim.Running},
+			{Phase: vendorsim.Pending}, running(0), running(0),
 			{Phase: vendorsim.Succeeded, Result: `{"success":[{"id":"ee93ce6815f04896b301452982b92222","action":"create","method":"GET","path":"/test1"}],"failure":[],"group_id":"9100ae30705947cc9543d37cd7fb388c"}`}}},
 		{"apig-conflict", "apig", "f01d2772ea4944408fa544c8ae5a9999", []vendorsim.Step{
-			{Phase: vendorsim.Running}, {Phase: vendorsim.Failed, Message: "The API group name already exists"}}},
-		{"apig-slow-export", "apig", "d6e8834b6f0f4711a2fa5345e5b60833", []vendorsim.Step{
-			{Phase: vendorsim.Pending}, {Phase: vendorsim.Pending}, {Phase: vendorsim.Running}, {Phase: vendorsim.Running},
-			{Phase: vendorsim.Running}, {Phase: vendorsim.Running}, {Phase: vendorsim.Succeeded, Result: `{"FileName":"petstore","FileType":".json"}`}}},
-		{"apig-flaky", "apig", "4dfbf6acaacf4c41a8b3c50daa90d3dc", []vendorsim.Step{
-			{Phase: vendorsim.Running}, {HTTPStatus: 500}, {Phase: vendorsim.Running}, {Phase: vendorsim.Succeeded, Result: `{}`}}},
+			running(0), {Phase: vendorsim.Failed, Message: "The API group name already exists"}}},
+		{"vrni-app-save", "vrni", "TASK_PROGRESS_application.APP_BULK_SAVE.1700000000000.demo", []vendorsim.Step{
+			running(10), running(35), running(60), running(85), {Phase: vendorsim.Succeeded, Progress: 100}}},
+		{"trafficops-acme-renewal", "trafficops", "42", []vendorsim.Step{
+			running(0), running(0), {HTTPStatus: 500}, running(0), {Phase: vendorsim.Succeeded, Message: "ACME renewal complete"}}},
+		{"zstack-create-vm", "zstack", "8b1f6c2e5d3a4f7e9c0b1a2d3e4f5a6b", []vendorsim.Step{
+			running(20), running(40), running(60), running(80), running(90), running(95), running(99),
+			{Phase: vendorsim.Succeeded, Result: `{"inventory":{"uuid":"a1b2c3","name":"demo-vm","state":"Running"}}`}}},
 	}
-	for _, t := range tasks {
+}
+
+func createDemoObjects(ctx context.Context, c client.Client, sim *vendorsim.Simulator, simURL string) error {
+	objects := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace}}}
+	for _, b := range demoBackends() {
+		b.spec.URL = simURL
+		b.spec.PollInterval = &metav1.Duration{Duration: time.Second}
+		b.spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: b.name + "-credentials"}
+		objects = append(objects,
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: b.name + "-credentials"}, StringData: b.secret},
+			&v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: b.name}, Spec: b.spec})
+	}
+	for _, t := range demoTasks() {
+		// Scripts move on by time, so the demo runs at a watchable pace whatever the poll interval.
 		sim.AddTimedTask(t.taskID, 2*time.Second, t.steps...)
 		objects = append(objects, &v1alpha1.AsyncTask{
 			ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: t.name},
@@ -192,7 +229,7 @@ func createDemoObjects(ctx context.Context, c client.Client, sim *vendorsim.Simu
 	}
 	for _, obj := range objects {
 		if err := c.Create(ctx, obj); err != nil {
-			return fmt.Errorf("creating %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
+			return fmt.Errorf("creating %T %s: %w", obj, obj.GetName(), err)
 		}
 	}
 	return nil
@@ -243,7 +280,7 @@ func taskLine(t *v1alpha1.AsyncTask) string {
 	if phase == "" {
 		phase = "-"
 	}
-	return fmt.Sprintf("%-18s %-10s %-5s %s", t.Name, phase, progress, t.Status.Message)
+	return fmt.Sprintf("%-24s %-10s %-5s %s", t.Name, phase, progress, t.Status.Message)
 }
 
 func printTable(ctx context.Context, c client.Client, out io.Writer) {

@@ -1,0 +1,161 @@
+// Package deploy checks the production deployment that `make deploy` applies: it renders config/default with
+// the kubectl built into bin/ (kustomize is part of it) and checks least-privilege RBAC and a locked-down pod.
+package deploy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// rendered is config/default as kustomize builds it, by kind and name.
+type rendered map[string]map[string]*unstructured.Unstructured
+
+func render(t *testing.T) rendered {
+	t.Helper()
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	out, err := exec.Command(filepath.Join(root, "bin", "kubectl"), "kustomize", filepath.Join(root, "config", "default")).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize config/default (run `make test`, which builds bin/kubectl): %v", err)
+	}
+	objs := rendered{}
+	decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		obj := &unstructured.Unstructured{}
+		if err := decoder.Decode(&obj.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatal(err)
+		}
+		if objs[obj.GetKind()] == nil {
+			objs[obj.GetKind()] = map[string]*unstructured.Unstructured{}
+		}
+		objs[obj.GetKind()][obj.GetName()] = obj
+	}
+	return objs
+}
+
+func convert[T any](t *testing.T, obj *unstructured.Unstructured) *T {
+	t.Helper()
+	if obj == nil {
+		t.Fatal("object missing from the rendered deployment")
+	}
+	out := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestManagerRoleIsLeastPrivilege(t *testing.T) {
+	role := convert[rbacv1.ClusterRole](t, render(t)["ClusterRole"]["asynctask-manager-role"])
+	// Everything the operator may do, cluster-wide; any other grant fails the test.
+	allowed := map[string][]string{
+		"/secrets":                                       {"get", "list", "watch"},
+		"/configmaps":                                    {"create", "get", "update"},
+		"events.k8s.io/events":                           {"create", "patch"},
+		"tasks.asynctask.dev/asynctasks":                 {"delete", "get", "list", "patch", "update", "watch"},
+		"tasks.asynctask.dev/asynctasks/status":          {"get", "patch", "update"},
+		"tasks.asynctask.dev/taskbackends":               {"get", "list", "watch"},
+		"tasks.asynctask.dev/clustertaskbackends":        {"get", "list", "watch"},
+		"tasks.asynctask.dev/taskbackends/status":        {"get", "patch", "update"},
+		"tasks.asynctask.dev/clustertaskbackends/status": {"get", "patch", "update"},
+	}
+	seen := map[string]bool{}
+	for _, rule := range role.Rules {
+		if len(rule.NonResourceURLs) > 0 || len(rule.ResourceNames) > 0 {
+			t.Errorf("unexpected rule %+v", rule)
+		}
+		for _, group := range rule.APIGroups {
+			for _, resource := range rule.Resources {
+				key := group + "/" + resource
+				want, ok := allowed[key]
+				verbs := slices.Sorted(slices.Values(rule.Verbs))
+				if !ok || !slices.Equal(verbs, want) {
+					t.Errorf("grant %s %v, want %v", key, verbs, want)
+				}
+				seen[key] = true
+			}
+		}
+	}
+	for key := range allowed {
+		if !seen[key] {
+			t.Errorf("the operator needs %s %v, not granted", key, allowed[key])
+		}
+	}
+	binding := convert[rbacv1.ClusterRoleBinding](t, render(t)["ClusterRoleBinding"]["asynctask-manager-rolebinding"])
+	if binding.RoleRef.Name != role.Name || binding.Subjects[0].Name != "asynctask-controller-manager" || binding.Subjects[0].Namespace != "asynctask-system" {
+		t.Errorf("manager role bound to %+v", binding)
+	}
+}
+
+func TestLeaderElectionNeedsOnlyLeasesInItsNamespace(t *testing.T) {
+	role := convert[rbacv1.Role](t, render(t)["Role"]["asynctask-leader-election-role"])
+	if role.Namespace != "asynctask-system" {
+		t.Errorf("leader election role in %q", role.Namespace)
+	}
+	for _, rule := range role.Rules {
+		for _, r := range rule.Resources {
+			if r != "leases" && r != "events" {
+				t.Errorf("leader election role grants %s", r)
+			}
+		}
+	}
+}
+
+func TestManagerPodIsLockedDown(t *testing.T) {
+	objs := render(t)
+	dep := convert[appsv1.Deployment](t, objs["Deployment"]["asynctask-controller-manager"])
+	pod := dep.Spec.Template.Spec
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+		t.Error("pod does not require a non-root user")
+	}
+	if pod.ServiceAccountName != "asynctask-controller-manager" {
+		t.Errorf("service account %q", pod.ServiceAccountName)
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	switch {
+	case sc == nil:
+		t.Fatal("container has no security context")
+	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+		t.Error("root filesystem is writable")
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Error("privilege escalation allowed")
+	case sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL"):
+		t.Error("capabilities not dropped")
+	}
+	if c.LivenessProbe == nil || c.ReadinessProbe == nil {
+		t.Error("probes missing")
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+		t.Error("resource requests missing")
+	}
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"--leader-elect", "--metrics-bind-address=:8443"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %s", args, want)
+		}
+	}
+	if !strings.Contains(c.Image, "asynctask-operator") {
+		t.Errorf("image %q", c.Image)
+	}
+	if objs["Service"]["asynctask-controller-manager-metrics-service"] == nil {
+		t.Error("metrics service missing")
+	}
+	if n := len(objs["CustomResourceDefinition"]); n != 3 {
+		t.Errorf("%d CRDs, want 3", n)
+	}
+}
