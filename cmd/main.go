@@ -28,6 +28,8 @@ func main() {
 		leaderElection bool
 		watchNS        string
 		operatorOpts   controller.Options
+		deniedCIDRs    string
+		allowedCIDRs   string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, "+
 		"e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
@@ -38,6 +40,12 @@ func main() {
 		"Secrets the operator watches (include the namespaces ClusterTaskBackends take Secrets from); all when empty.")
 	flag.StringVar(&operatorOpts.Shard, "shard", "", "Track only AsyncTasks labelled "+controller.ShardLabel+"=<shard>; "+
 		"without it, only the tasks that carry no such label. Run one Deployment per shard to split many tasks.")
+	flag.StringVar(&deniedCIDRs, "denied-cidrs", "", "Comma-separated CIDRs backends may not connect to, besides the "+
+		"defaults (link-local and cloud metadata addresses, and the cluster's API server).")
+	flag.StringVar(&allowedCIDRs, "allowed-cidrs", "", "Comma-separated CIDRs backends may connect to even when "+
+		"denied by default; against --denied-cidrs the more specific CIDR wins.")
+	flag.BoolVar(&operatorOpts.ForbidNamespacedBackends, "forbid-namespaced-backends", false, "Refuse TaskBackends, "+
+		"so that tasks can only use ClusterTaskBackends (which only cluster administrators create).")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -62,7 +70,12 @@ func main() {
 		setupLog.Error(err, "Invalid flags")
 		os.Exit(1)
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	if operatorOpts.Network, err = networkPolicy(deniedCIDRs, allowedCIDRs, cfg, scheme, setupLog); err != nil {
+		setupLog.Error(err, "Invalid flags")
+		os.Exit(1)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  cacheOptions,
 		Metrics:                metricsOptions,

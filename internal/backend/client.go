@@ -39,10 +39,13 @@ type ClientOptions struct {
 	InsecureSkipVerify bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-}
+	// NetworkPolicy limits the addresses the backend's connections may go to; the zero value applies the
+	// defaults.
+	NetworkPolicy NetworkPolicy
 
-// NetworkPolicy says which addresses backend requests may connect to. The zero value applies the defaults.
-type NetworkPolicy struct{}
+	// resolver replaces the system resolver (tests).
+	resolver *net.Resolver
+}
 
 // Client sends a backend's requests: one http.Client (so connections are reused), one rate limiter shared by
 // all the backend's tasks, a per-request timeout, a body size limit, and a pause when the vendor answers 429
@@ -61,6 +64,7 @@ type Client struct {
 func NewClient(opts ClientOptions) *Client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.Proxy = nil // the vendor URL is reached directly; a proxy must not see its credentials
+	transport.DialContext = newDialer(opts.NetworkPolicy, opts.resolver).DialContext
 	transport.MaxIdleConnsPerHost = 16
 	transport.TLSClientConfig = &tls.Config{
 		MinVersion:         tls.VersionTLS12,
@@ -74,10 +78,8 @@ func NewClient(opts ClientOptions) *Client {
 	}
 	return &Client{
 		http: &http.Client{
-			Transport: transport,
-			// Credentials are attached per request, so a redirect would carry them to wherever it points.
-			// Vendors' status endpoints do not redirect; an answer that does is shown as an error.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Transport:     transport,
+			CheckRedirect: checkRedirect,
 		},
 		limiter: rate.NewLimiter(rate.Limit(opts.QPS), opts.Burst),
 		timeout: opts.Timeout,
@@ -170,6 +172,9 @@ func requestError(req *http.Request, err error) error {
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
 		err = urlErr.Err
+	}
+	if denied, ok := deniedError(err); ok {
+		return Errorf(KindInvalidConfig, "the operator's network policy refuses to connect to %s (address %s): %s", req.URL.Host, denied.Address, denied.Rule)
 	}
 	var netErr net.Error
 	switch {

@@ -73,6 +73,7 @@ type connection struct {
 	spec        v1alpha1.TaskBackendSpec
 	backend     backend.Backend
 	client      *backend.Client
+	health      backendHealth
 }
 
 // pollInterval returns the backend's poll interval.
@@ -84,18 +85,29 @@ func (c *connection) pollInterval() time.Duration {
 // every task of a backend shares one HTTP client, rate limiter and session.
 type connector struct {
 	reader client.Reader
+	// network is the policy every backend client connects under.
+	network backend.NetworkPolicy
+	// forbidNamespaced refuses every TaskBackend (--forbid-namespaced-backends).
+	forbidNamespaced bool
 
 	mu    sync.Mutex
 	conns map[backendKey]*connection
 }
 
-func newConnector(reader client.Reader) *connector {
-	return &connector{reader: reader, conns: map[backendKey]*connection{}}
+func newConnector(reader client.Reader, opts Options) *connector {
+	return &connector{reader: reader, network: opts.Network, forbidNamespaced: opts.ForbidNamespacedBackends,
+		conns: map[backendKey]*connection{}}
 }
 
 // connect returns the connection for a backend, rebuilding it when the backend or a Secret it uses changed.
 // Errors are *connectError.
 func (c *connector) connect(ctx context.Context, key backendKey) (*connection, error) {
+	if c.forbidNamespaced && key.Kind != v1alpha1.BackendKindClusterTaskBackend {
+		// Refused before anything is read: neither the backend nor its Secrets are looked at.
+		c.forget(key)
+		return nil, &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: fmt.Sprintf(
+			"%s cannot be used: namespaced backends are disabled by the operator's --forbid-namespaced-backends flag; use a ClusterTaskBackend", key)}
+	}
 	spec, uid, generation, err := c.getBackendSpec(ctx, key)
 	if err != nil {
 		c.forget(key)
@@ -116,7 +128,7 @@ func (c *connector) connect(ctx context.Context, key backendKey) (*connection, e
 	if conn, ok := c.conns[key]; ok && conn.fingerprint == fingerprint {
 		return conn, nil
 	}
-	conn, err := buildConnection(spec, creds, roots)
+	conn, err := buildConnection(spec, creds, roots, c.network)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +150,7 @@ func (c *connector) forget(key backendKey) {
 	}
 }
 
-func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool) (*connection, error) {
+func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy) (*connection, error) {
 	factory, err := registry.Lookup(spec.Type)
 	if err != nil {
 		return nil, &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: err.Error()}
@@ -148,6 +160,8 @@ func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, r
 		QPS:     defaultQPS,
 		Burst:   defaultBurst,
 		RootCAs: roots,
+		// Checked on every connection, so a backend URL cannot reach metadata or API server addresses.
+		NetworkPolicy: network,
 	}
 	if spec.RateLimit != nil {
 		opts.QPS, opts.Burst = float64(spec.RateLimit.QPS), int(spec.RateLimit.Burst)

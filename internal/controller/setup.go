@@ -31,7 +31,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		return err
 	}
 	registerMetrics(mgr.GetClient())
-	conns := newConnector(mgr.GetClient())
+	conns := newConnector(mgr.GetClient(), opts)
 	tasks := &AsyncTaskReconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
