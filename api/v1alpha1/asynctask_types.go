@@ -81,6 +81,13 @@ type AsyncTaskSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// Parameters fill the {name} placeholders of an HTTP backend's requests, overriding the backend's own
+	// spec.http.parameters. Other backend types ignore them.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 63 && size(self[k]) <= 1024)",message="parameter names are at most 63 and values at most 1024 characters"
+	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
 // TaskPhase is where a task is in its life.

@@ -223,8 +223,236 @@ type APIGatewaySettings struct {
 	AuthMethod APIGatewayAuthMethod `json:"authMethod,omitempty"`
 }
 
-// HTTPSettings holds the settings of the generic HTTP backend; its fields come with that backend.
-type HTTPSettings struct{}
+// HTTPMethod is the method of a request the generic HTTP backend sends.
+type HTTPMethod string
+
+// Methods of the generic HTTP backend's requests.
+const (
+	HTTPMethodGet  HTTPMethod = "GET"
+	HTTPMethodPost HTTPMethod = "POST"
+	HTTPMethodPut  HTTPMethod = "PUT"
+)
+
+// HTTPSettings describe a vendor's task-status API to the generic HTTP backend: the request that asks about
+// one task, how to authenticate, and Common Expression Language (CEL) expressions that read the answer.
+// +kubebuilder:validation:XValidation:rule="!has(self.body) || self.method == 'POST'",message="body is only allowed with method POST",fieldPath=".body"
+type HTTPSettings struct {
+	// Path is appended to spec.url to ask about one task, e.g. /api/v1/tasks/{taskID}?verbose=true.
+	// {taskID} is the task's ID and {name} the parameter name; values are URL-escaped.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="must start with /"
+	Path string `json:"path"`
+
+	// Method is GET or POST.
+	// +optional
+	// +kubebuilder:default=GET
+	// +kubebuilder:validation:Enum=GET;POST
+	Method HTTPMethod `json:"method,omitempty"`
+
+	// Body is the request body of a POST, a template with the {taskID} and {name} placeholders of path. In a
+	// JSON body (the default Content-Type) the values are escaped for a JSON string.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16384
+	Body string `json:"body,omitempty"`
+
+	// Headers are sent with every request to the vendor (not with the login).
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 256 && size(self[k]) <= 4096)",message="header names are at most 256 and values at most 4096 characters"
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// Parameters fill the {name} placeholders of path, body and followUp. An AsyncTask's spec.parameters
+	// override them.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 63 && size(self[k]) <= 1024)",message="parameter names are at most 63 and values at most 1024 characters"
+	Parameters map[string]string `json:"parameters,omitempty"`
+
+	// Auth says how requests are authenticated. Without it, by the keys of the credentials Secret: token
+	// (Bearer), username + password (Basic), or headerName + headerValue; with no Secret, not at all.
+	// +optional
+	Auth *HTTPAuth `json:"auth,omitempty"`
+
+	// FollowUp is a second request, sent after the first when its condition holds, for vendors that report
+	// a task in two places (ZStack: the job, then its progress). Its answer is followUp in the expressions.
+	// +optional
+	FollowUp *HTTPFollowUp `json:"followUp,omitempty"`
+
+	// Expressions read the vendor's answer into the task's status.
+	// +required
+	Expressions HTTPExpressions `json:"expressions"`
+}
+
+// HTTPAuthMethod is how the generic HTTP backend authenticates.
+// +kubebuilder:validation:Enum=None;Bearer;Basic;Header;Login
+type HTTPAuthMethod string
+
+// Authentication methods of the generic HTTP backend.
+const (
+	// HTTPAuthNone sends no credentials.
+	HTTPAuthNone HTTPAuthMethod = "None"
+	// HTTPAuthBearer sends the Secret's token in tokenHeader, formatted by tokenFormat.
+	HTTPAuthBearer HTTPAuthMethod = "Bearer"
+	// HTTPAuthBasic sends the Secret's username and password as HTTP Basic authentication.
+	HTTPAuthBasic HTTPAuthMethod = "Basic"
+	// HTTPAuthHeader sends the Secret's headerValue in the header the Secret's headerName names.
+	HTTPAuthHeader HTTPAuthMethod = "Header"
+	// HTTPAuthLogin logs in with the login request and sends the token it yields; it logs in again once
+	// when an answer says the session expired.
+	HTTPAuthLogin HTTPAuthMethod = "Login"
+)
+
+// HTTPAuth says how the generic HTTP backend authenticates.
+// +kubebuilder:validation:XValidation:rule="!has(self.login) || !has(self.method) || self.method == 'Login'",message="login is only allowed with method Login",fieldPath=".login"
+// +kubebuilder:validation:XValidation:rule="!has(self.method) || self.method != 'Login' || has(self.login)",message="method Login needs login",fieldPath=".login"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenFormat) || self.tokenFormat.contains('{token}')",message="must contain {token}",fieldPath=".tokenFormat"
+type HTTPAuth struct {
+	// Method is None, Bearer (Secret key token), Basic (username, password), Header (headerName,
+	// headerValue) or Login; Login when login is set, else chosen by the Secret's keys.
+	// +optional
+	Method HTTPAuthMethod `json:"method,omitempty"`
+
+	// TokenHeader is the header that carries the token of Bearer and Login. Default Authorization.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	TokenHeader string `json:"tokenHeader,omitempty"`
+
+	// TokenFormat is the header value, a template with {token}. Default "Bearer {token}".
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	TokenFormat string `json:"tokenFormat,omitempty"`
+
+	// TokenCookie, with Login, sends the token as this cookie instead of a header.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	TokenCookie string `json:"tokenCookie,omitempty"`
+
+	// Login is the request that yields a session token.
+	// +optional
+	Login *HTTPLogin `json:"login,omitempty"`
+}
+
+// HTTPLogin is a login request whose answer yields a session token.
+type HTTPLogin struct {
+	// Path is appended to spec.url; {name} placeholders take the backend's parameters.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="must start with /"
+	Path string `json:"path"`
+
+	// Method is POST, PUT or GET.
+	// +optional
+	// +kubebuilder:default=POST
+	// +kubebuilder:validation:Enum=GET;POST;PUT
+	Method HTTPMethod `json:"method,omitempty"`
+
+	// Headers are sent with the login.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 256 && size(self[k]) <= 4096)",message="header names are at most 256 and values at most 4096 characters"
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// Body is a CEL expression over credentials (the Secret's keys) and parameters that yields the login
+	// body: a map or list is sent as JSON, a string as it is. For example
+	// {"user": credentials.username, "password": credentials.password}.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Body string `json:"body,omitempty"`
+
+	// Token is a CEL expression over the login's response that yields the session token (a string), e.g.
+	// response.body.token, response.headers["x-subject-token"] or response.cookies.session.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Token string `json:"token"`
+
+	// Expired is a CEL expression over a poll's response that is true when the session has expired, which
+	// logs in again once. Default response.status == 401.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Expired string `json:"expired,omitempty"`
+}
+
+// HTTPFollowUp is a second request about the same task.
+type HTTPFollowUp struct {
+	// When is a CEL expression over response and task: the follow-up is sent only when it is true. Default
+	// always.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	When string `json:"when,omitempty"`
+
+	// Path is appended to spec.url, with the placeholders of spec.http.path.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="must start with /"
+	Path string `json:"path"`
+}
+
+// HTTPExpressions are CEL expressions over response (status int, headers and cookies: maps of string,
+// body: the JSON body or null, text: the body as a string), followUp (the same, status 0 when not sent) and
+// task (id, parameters). An expression that yields null leaves its field unset.
+type HTTPExpressions struct {
+	// Accept is true when the answer is about the task; other answers are errors classified by their HTTP
+	// status (401/403 authentication, 404 task not found, 429 and 5xx retried, other 4xx failing the task).
+	// Default: response.status between 200 and 299.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Accept string `json:"accept,omitempty"`
+
+	// ErrorMessage is the vendor's error text of an answer that accept refused (a string), quoted in the
+	// task's message.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	ErrorMessage string `json:"errorMessage,omitempty"`
+
+	// Phase yields Pending, Running, Succeeded or Failed.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Phase string `json:"phase"`
+
+	// Progress yields the percent done, a number (clamped to 0..100, rounded down).
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Progress string `json:"progress,omitempty"`
+
+	// Message yields one line for humans (a string).
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Message string `json:"message,omitempty"`
+
+	// VendorStatus yields the vendor's own status word (a string).
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	VendorStatus string `json:"vendorStatus,omitempty"`
+
+	// TaskName yields the vendor's task name or type (a string).
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	TaskName string `json:"taskName,omitempty"`
+
+	// Result yields the task's result: any value, written as JSON; a string holding JSON is parsed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Result string `json:"result,omitempty"`
+
+	// StartTime yields when the task started: a timestamp, an RFC 3339 string, or epoch seconds (or
+	// milliseconds, above 1e12).
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	StartTime string `json:"startTime,omitempty"`
+
+	// CompletionTime yields when the task finished, in the forms of startTime.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	CompletionTime string `json:"completionTime,omitempty"`
+}
 
 // TaskBackendStatus is the observed state of a backend.
 type TaskBackendStatus struct {

@@ -6,6 +6,7 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/apigateway"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/httpcel"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/networkinsight"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/trafficops"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/zstack"
@@ -17,6 +18,7 @@ var factories = map[v1alpha1.BackendType]backend.Factory{
 	v1alpha1.BackendTypeAPIGateway:     apigateway.New,
 	v1alpha1.BackendTypeTrafficOps:     trafficops.New,
 	v1alpha1.BackendTypeZStack:         zstack.New,
+	v1alpha1.BackendTypeHTTP:           httpcel.New,
 }
 
 // Lookup returns the factory for a backend type, or a KindInvalidConfig error when this build has none.
