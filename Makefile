@@ -50,6 +50,13 @@ vet: ## Run go vet.
 test: $(CONTROL_PLANE) vet verify-manifests ## Run every test on a local control plane built from source (first build: ~5 min).
 	go test ./... -count=1 -timeout 20m
 
+# make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).
+BENCH_TASKS ?= 1000
+BENCH_FLAGS ?=
+.PHONY: bench
+bench: $(CONTROL_PLANE) ## Measure scale and speed (not part of test): BENCH_TASKS=10000 for 10,000 tasks; see docs/performance.md.
+	go run ./test/bench -tasks $(BENCH_TASKS) $(BENCH_FLAGS)
+
 .PHONY: controlplane
 controlplane: $(CONTROL_PLANE) ## Build kube-apiserver, etcd and kubectl into bin/.
 

@@ -4,6 +4,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,22 @@ type Backend interface {
 	// Check makes one cheap authenticated request, to tell whether the endpoint answers and accepts the
 	// credentials.
 	Check(ctx context.Context) error
+}
+
+// ParameterizedBackend is a Backend whose requests take parameters from the AsyncTask (spec.parameters), as
+// the generic HTTP backend's do. The controller polls through it when a backend implements it.
+type ParameterizedBackend interface {
+	Backend
+	// PollWithParameters is Poll with the task's parameters, which override the backend's own.
+	PollWithParameters(ctx context.Context, taskID string, parameters map[string]string) (Observation, error)
+}
+
+// PollTask polls one task through PollWithParameters when b takes parameters, else through Poll.
+func PollTask(ctx context.Context, b Backend, taskID string, parameters map[string]string) (Observation, error) {
+	if pb, ok := b.(ParameterizedBackend); ok {
+		return pb.PollWithParameters(ctx, taskID, parameters)
+	}
+	return b.Poll(ctx, taskID)
 }
 
 // Config is what a vendor package builds a Backend from.
@@ -157,8 +174,12 @@ func AsError(err error) (*Error, bool) {
 // body, already extracted by the vendor package.
 func ErrorForStatus(resp *Response, vendorMessage string) error {
 	msg := fmt.Sprintf("vendor answered HTTP %d", resp.StatusCode)
-	if vendorMessage != "" {
+	switch {
+	case vendorMessage != "":
 		msg += ": " + vendorMessage
+	case len(bytes.TrimSpace(resp.Body)) > 0:
+		// Not the vendor's error shape (a proxy's page, say): quote its start so the user sees who answered.
+		msg += fmt.Sprintf(" with a body that is not the vendor's error shape: %q", snippet(resp.Body))
 	}
 	e := &Error{Message: msg, RetryAfter: resp.RetryAfter}
 	switch {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,9 +15,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
@@ -36,6 +39,9 @@ type AsyncTaskReconciler struct {
 
 	connector *connector
 	schedule  *pollSchedule
+	tasksOf   *taskMapper
+	// wake queues tasks woken by their backend's recovery.
+	wake chan event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=tasks.asynctask.dev,resources=asynctasks,verbs=get;list;watch;update;patch;delete
@@ -49,13 +55,19 @@ type AsyncTaskReconciler struct {
 func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	task := &v1alpha1.AsyncTask{}
 	if err := r.Get(ctx, req.NamespacedName, task); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.schedule.drop(req.NamespacedName, "")
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	now := r.now()
 	if !task.DeletionTimestamp.IsZero() || task.Status.Phase.Finished() {
 		// A finished task is never polled again; it may only be due for deletion.
-		r.schedule.forget(task.UID)
+		r.schedule.drop(req.NamespacedName, task.UID)
 		return r.deleteAfterTTL(ctx, task, now)
+	}
+	if r.schedule.isFinished(req.NamespacedName, task.UID) {
+		return ctrl.Result{}, nil // finished here; the cache has not seen that status yet
 	}
 
 	polled := r.pollIfDue(ctx, task, now)
@@ -67,16 +79,30 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	if status.Phase.Finished() {
-		r.schedule.forget(task.UID)
+		r.schedule.finish(req.NamespacedName, task.UID)
 		recordFinished(polled.backendType, task, now)
 		return r.deleteAfterTTL(ctx, task, now)
 	}
 	next := r.schedule.wait(task.UID, now)
 	if polled.done {
-		next = nextPollAfter(polled.interval, status, polled.outcome)
-		r.schedule.set(task.UID, now.Add(next))
+		next = r.schedulePoll(task, polled, status, now)
 	}
 	return ctrl.Result{RequeueAfter: min(next, untilNextDeadline(task, &status, now))}, nil
+}
+
+// schedulePoll decides when the task polls next and records it: after the interval while the vendor answers,
+// with backoff while it does not, except for the one task per interval that probes a failing backend.
+func (r *AsyncTaskReconciler) schedulePoll(task *v1alpha1.AsyncTask, polled pollResult, status v1alpha1.AsyncTaskStatus, now time.Time) time.Duration {
+	next := nextPollAfter(polled.interval, status, polled.outcome)
+	if polled.probe {
+		var retryAfter time.Duration
+		if e, ok := backend.AsError(polled.outcome.err); ok {
+			retryAfter = e.RetryAfter
+		}
+		next = min(next, max(withJitter(polled.interval), retryAfter))
+	}
+	r.schedule.set(task.UID, now.Add(next))
+	return next
 }
 
 // pollResult is what pollIfDue did.
@@ -86,6 +112,8 @@ type pollResult struct {
 	done        bool
 	interval    time.Duration
 	backendType v1alpha1.BackendType
+	// probe is true when this task probes its failing backend once per interval instead of backing off.
+	probe bool
 }
 
 // pollIfDue polls the task when its time has come or its spec changed since the last poll; a task past its
@@ -115,11 +143,15 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 	// Bound the whole poll, a login included, so a stuck vendor never holds a worker for long.
 	pollCtx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
-	obs, err := conn.backend.Poll(pollCtx, task.Spec.TaskID)
+	obs, err := backend.PollTask(pollCtx, conn.backend, task.Spec.TaskID, task.Spec.Parameters)
 	recordPoll(conn.spec.Type, err, time.Since(started))
 	if err != nil {
 		result.outcome.err = err
+		result.probe = backend.KindOf(err) == backend.KindTransient && conn.health.failed(started, result.interval)
 		return result
+	}
+	if conn.health.succeeded() {
+		r.wakeTasks(ctx, backendKeyOf(task))
 	}
 	if obs.UnknownStatus {
 		log.FromContext(ctx).Info("Vendor reported an unknown status word; treating the task as running",
@@ -229,8 +261,11 @@ func (r *AsyncTaskReconciler) now() time.Time {
 func (r *AsyncTaskReconciler) SetupWithManager(mgr ctrl.Manager, connector *connector) error {
 	r.connector = connector
 	r.schedule = newPollSchedule()
-	tasksOf := &taskMapper{client: mgr.GetClient(), schedule: r.schedule}
+	r.tasksOf = &taskMapper{client: mgr.GetClient(), schedule: r.schedule}
+	tasksOf := r.tasksOf
+	r.wake = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
+		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
 		For(&v1alpha1.AsyncTask{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.TaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).

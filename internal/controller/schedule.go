@@ -36,13 +36,17 @@ func backoff(interval time.Duration, consecutiveErrors int32, retryAfter time.Du
 }
 
 // pollSchedule remembers when each task is next due, so that a reconcile that arrives early (a repeated
-// timer, a watch event) does not poll the vendor again before its time.
+// timer, a watch event) does not poll the vendor again before its time; and which tasks this process saw
+// finish, so that a reconcile from a cache that has not caught up with that status write never polls again.
 type pollSchedule struct {
-	mu  sync.Mutex
-	due map[types.UID]time.Time
+	mu       sync.Mutex
+	due      map[types.UID]time.Time
+	finished map[types.NamespacedName]types.UID
 }
 
-func newPollSchedule() *pollSchedule { return &pollSchedule{due: map[types.UID]time.Time{}} }
+func newPollSchedule() *pollSchedule {
+	return &pollSchedule{due: map[types.UID]time.Time{}, finished: map[types.NamespacedName]types.UID{}}
+}
 
 // wait returns how long until the task is due; 0 when it is due or unknown.
 func (s *pollSchedule) wait(uid types.UID, now time.Time) time.Duration {
@@ -57,9 +61,34 @@ func (s *pollSchedule) set(uid types.UID, at time.Time) {
 	s.due[uid] = at
 }
 
-// forget makes a task due at once (its backend or Secret changed) or drops it (it finished or is gone).
+// forget makes a task due at once (its backend or Secret changed).
 func (s *pollSchedule) forget(uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.due, uid)
+}
+
+// finish records that the task finished: it is never due again.
+func (s *pollSchedule) finish(key types.NamespacedName, uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.due, uid)
+	s.finished[key] = uid
+}
+
+// isFinished reports whether this process saw the task finish.
+func (s *pollSchedule) isFinished(key types.NamespacedName, uid types.UID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.finished[key] == uid
+}
+
+// drop forgets a task that is gone, or whose finish the cache now shows.
+func (s *pollSchedule) drop(key types.NamespacedName, uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.due, uid)
+	if s.finished[key] == uid || uid == "" {
+		delete(s.finished, key)
+	}
 }

@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -45,7 +47,13 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
+	flag.Parse()
+	if fuzzing() {
+		// Fuzz targets need no control plane, and every fuzz worker process would start its own.
+		return m.Run()
+	}
+	// Teed into suiteLogs, at a level TestSecretsNeverLeak turns up, so that it can read what the operator logs.
+	logf.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(os.Stderr, &suiteLogs)), zap.UseDevMode(true), zap.Level(suiteLogLevel)))
 	assets, err := controlPlaneAssets()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -297,4 +305,14 @@ func uniqueTaskID(t *testing.T) string {
 		sum = sum*31 + int(r)
 	}
 	return fmt.Sprintf("%016x%016x", uint64(sum), uint64(time.Now().UnixNano()))[:32]
+}
+
+// fuzzing reports whether this process fuzzes (go test -fuzz) rather than runs the tests.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }

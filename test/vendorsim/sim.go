@@ -69,6 +69,10 @@ type Simulator struct {
 	tasks    map[string]*task
 	logins   map[string]int
 	sessions map[string]string // issued session token -> vendor
+	// outage, when not 0, answers every request with this status: the whole vendor is down.
+	outage int
+	// requestLog records each request's arrival and path, for rate assertions.
+	requestLog []loggedRequest
 }
 
 type task struct {
@@ -178,7 +182,65 @@ func (s *Simulator) Handler() http.Handler {
 	s.registerNetworkInsight(mux)
 	s.registerTrafficOps(mux)
 	s.registerZStack(mux)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requestLog = append(s.requestLog, loggedRequest{at: time.Now(), path: r.URL.Path})
+		outage := s.outage
+		s.mu.Unlock()
+		if outage != 0 {
+			// What a load balancer in front of a vendor that is down answers; no vendor body.
+			http.Error(w, http.StatusText(outage), outage)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// SetOutage makes every vendor answer status to every request (0 ends the outage). Polls during an outage are
+// not counted by Polls.
+func (s *Simulator) SetOutage(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = status
+}
+
+type loggedRequest struct {
+	at   time.Time
+	path string
+}
+
+// MaxRequestsPerSecond returns the most requests whose path contains pathPart ("" for all) that arrived within
+// any one second since the given time.
+func (s *Simulator) MaxRequestsPerSecond(since time.Time, pathPart string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var times []time.Time
+	for _, r := range s.requestLog {
+		if !r.at.Before(since) && strings.Contains(r.path, pathPart) {
+			times = append(times, r.at)
+		}
+	}
+	most, start := 0, 0
+	for end, at := range times {
+		for times[start].Before(at.Add(-time.Second)) {
+			start++
+		}
+		most = max(most, end-start+1)
+	}
+	return most
+}
+
+// Requests returns how many requests arrived since the given time.
+func (s *Simulator) Requests(since time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requestLog {
+		if !r.at.Before(since) {
+			n++
+		}
+	}
+	return n
 }
 
 // writeRaw answers a step's RawBody, for answers that are not the documented shape.

@@ -254,7 +254,7 @@ func TestParseProgressReplyQuotesEveryDocumentedErrorBody(t *testing.T) {
 		},
 		"502 HTML page": {
 			status: 502, body: `<html>502 Bad Gateway</html>`, wantKind: backend.KindTransient,
-			wantMsg: "vendor answered HTTP 502",
+			wantMsg: `vendor answered HTTP 502 with a body that is not the vendor's error shape: "<html>502 Bad Gateway</html>"`,
 		},
 		"404 HTML page is not a task answer": {
 			status: 404, body: `<html>Not Found</html>`, wantKind: backend.KindTransient,
