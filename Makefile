@@ -57,6 +57,10 @@ BENCH_FLAGS ?=
 bench: $(CONTROL_PLANE) ## Measure scale and speed (not part of test): BENCH_TASKS=10000 for 10,000 tasks; see docs/performance.md.
 	go run ./test/bench -tasks $(BENCH_TASKS) $(BENCH_FLAGS)
 
+.PHONY: fuzz
+fuzz: ## Fuzz every parser and the status computation, FUZZTIME each (default 5m; not part of test).
+	./hack/fuzz.sh
+
 .PHONY: controlplane
 controlplane: $(CONTROL_PLANE) ## Build kube-apiserver, etcd and kubectl into bin/.
 
