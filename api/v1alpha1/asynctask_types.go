@@ -50,6 +50,7 @@ type AsyncTaskSpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[^\x00-\x1F\x7F]+$`
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="taskID is immutable"
 	TaskID string `json:"taskID"`
 
@@ -57,7 +58,7 @@ type AsyncTaskSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be at least 1s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="must be between 1s and 24h"
 	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
 
 	// ActiveDeadlineSeconds gives up on a task still running this long after the AsyncTask was created:

@@ -17,11 +17,11 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
 
-// startOperator starts another operator on the envtest control plane. stop ends it (without releasing its
+// startOperator starts another operator on the envtest control plane, watching only watchNamespaces if any. stop ends it (without releasing its
 // leader lease, as a killed process would not) and waits until it stopped; it also runs at the test's end.
-func startOperator(t *testing.T, opts Options, leaderElection bool) (stop func(), elected <-chan struct{}) {
+func startOperator(t *testing.T, opts Options, leaderElection bool, watchNamespaces ...string) (stop func(), elected <-chan struct{}) {
 	t.Helper()
-	cacheOptions, err := CacheOptions(opts, nil)
+	cacheOptions, err := CacheOptions(opts, watchNamespaces)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,4 +127,21 @@ func TestLeaderElectionHandsOverWithoutLosingTasks(t *testing.T) {
 		expectCondition(g, task.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
 		g.Expect(statusWriters(g, ns, name)).To(ContainElement("operator-2"), "the new leader finished task %s", name)
 	}
+}
+
+func TestWatchNamespacesConfineTheOperator(t *testing.T) {
+	g := NewWithT(t)
+	watched, other := newNamespace(t), newNamespace(t)
+	for _, ns := range []string{watched, other} {
+		createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
+		id := uniqueTaskID(t) + ns
+		sim.AddTask(id, simSucceeded())
+		createTask(t, ns, "confined", "apig", id, shardLabel("confined"))
+	}
+	startOperator(t, Options{Shard: "confined", FieldOwner: "operator-confined"}, false, watched)
+
+	waitForPhase(t, watched, "confined", v1alpha1.TaskPhaseSucceeded)
+	g.Consistently(func(g Gomega) {
+		g.Expect(getTask(g, other, "confined").Status.Phase).To(BeEmpty(), "a task outside --watch-namespaces was touched")
+	}, 2*time.Second, tick).Should(Succeed())
 }

@@ -53,7 +53,12 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 		"unknown backend kind": {task(func(t *v1alpha1.AsyncTask) { t.Spec.BackendRef.Kind = "Backend" }),
 			[]string{"spec.backendRef.kind", "TaskBackend"}},
 		"poll interval under 1s": {task(func(t *v1alpha1.AsyncTask) { t.Spec.PollInterval = &metav1.Duration{Duration: 500 * time.Millisecond} }),
-			[]string{"spec.pollInterval", "at least 1s"}},
+			[]string{"spec.pollInterval", "between 1s and 24h"}},
+		"absurd poll interval": {task(func(t *v1alpha1.AsyncTask) { t.Spec.PollInterval = &metav1.Duration{Duration: 100000 * time.Hour} }),
+			[]string{"spec.pollInterval", "between 1s and 24h"}},
+		"control character in taskID": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TaskID = "id\nwith newline" }),
+			[]string{"spec.taskID"}},
+		"NUL in taskID": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TaskID = "id\x00" }), []string{"spec.taskID"}},
 		"zero activeDeadlineSeconds": {task(func(t *v1alpha1.AsyncTask) { t.Spec.ActiveDeadlineSeconds = ptr.To[int64](0) }),
 			[]string{"spec.activeDeadlineSeconds"}},
 		"negative ttlSecondsAfterFinished": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TTLSecondsAfterFinished = ptr.To[int32](-1) }),
@@ -86,8 +91,10 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 		"secret without namespace on a ClusterTaskBackend": {clusterBackend(func(s *v1alpha1.TaskBackendSpec) {
 			s.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
 		}), []string{"spec.credentialsSecretRef.namespace", "required on a ClusterTaskBackend"}},
+		"request timeout over 5m": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.RequestTimeout = &metav1.Duration{Duration: time.Hour} }),
+			[]string{"spec.requestTimeout", "between 1s and 5m"}},
 		"request timeout under 1s": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.RequestTimeout = &metav1.Duration{Duration: time.Millisecond} }),
-			[]string{"spec.requestTimeout", "at least 1s"}},
+			[]string{"spec.requestTimeout", "between 1s and 5m"}},
 		"zero rate limit": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.RateLimit = &v1alpha1.RateLimit{QPS: 0, Burst: 1} }),
 			[]string{"spec.rateLimit.qps"}},
 		"bad Traffic Ops API version": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
@@ -138,4 +145,10 @@ func TestAPIServerAppliesDefaults(t *testing.T) {
 
 	task := createTask(t, ns, "defaults", "defaults", "id")
 	g.Expect(task.Spec.BackendRef.Kind).To(Equal(v1alpha1.BackendKindTaskBackend))
+}
+
+func TestUnicodeTaskIDsAreAccepted(t *testing.T) {
+	ns := newNamespace(t)
+	task := createTask(t, ns, "unicode", "none", "tâche-任务-٣")
+	NewWithT(t).Expect(task.Spec.TaskID).To(Equal("tâche-任务-٣"))
 }
