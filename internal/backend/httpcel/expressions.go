@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"reflect"
 	"strings"
@@ -293,11 +292,11 @@ func (x *expression) evalProgress(ctx context.Context, vars map[string]any) (*in
 	default:
 		return nil, x.wrongType(v, "a number")
 	}
-	if math.IsNaN(f) {
+	p := backend.Percent(f)
+	if p == nil {
 		return nil, backend.Errorf(backend.KindTransient, "CEL expression %s yielded NaN, not a percent", x.field)
 	}
-	p := int32(math.Floor(min(max(f, 0), 100)))
-	return &p, nil
+	return p, nil
 }
 
 // evalTime evaluates a time: a timestamp, an RFC 3339 string, epoch seconds or (above 1e12) milliseconds.
@@ -332,16 +331,11 @@ func (x *expression) evalTime(ctx context.Context, vars map[string]any) (*time.T
 	default:
 		return nil, x.wrongType(v, kindNames[yieldsTime])
 	}
-	if math.IsNaN(f) || f <= 0 || f > 1e15 {
+	at := backend.EpochTime(f)
+	if at == nil {
 		return nil, backend.Errorf(backend.KindTransient, "CEL expression %s yielded %v, which is not an epoch time", x.field, f)
 	}
-	var at time.Time
-	if f > 1e12 {
-		at = time.UnixMilli(int64(f)).UTC()
-	} else {
-		at = time.Unix(int64(f), 0).UTC()
-	}
-	return &at, nil
+	return at, nil
 }
 
 // evalJSON evaluates a result: null or "" is none, a string holding JSON is that document, another string is

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -195,12 +194,10 @@ func parseProgressReply(resp *backend.Response) (backend.Observation, error) {
 		obs.Phase = v1alpha1.TaskPhaseSucceeded
 	}
 	if reply.Progress != nil {
-		// Floor, clamped first so that no float turns into an out-of-range int32.
-		p := int32(math.Floor(min(max(*reply.Progress, 0), 100)))
-		obs.Progress = &p
+		obs.Progress = backend.Percent(*reply.Progress)
 	}
 	if reply.StartTime != nil {
-		obs.StartTime = epochTime(*reply.StartTime)
+		obs.StartTime = backend.EpochTime(*reply.StartTime)
 	}
 	items, result, err := readAppSaveResponse(reply.AppSaveResponse)
 	if err != nil {
@@ -286,7 +283,7 @@ func parseLoginReply(resp *backend.Response, now time.Time, margin time.Duration
 	}
 	var expiry time.Time
 	if reply.Expiry != nil {
-		if at := epochTime(*reply.Expiry); at != nil && at.After(now.Add(2*margin)) {
+		if at := backend.EpochTime(*reply.Expiry); at != nil && at.After(now.Add(2*margin)) {
 			expiry = *at
 		}
 	}
@@ -319,21 +316,6 @@ func loginError(resp *backend.Response) error {
 			"Network Insight rejected the login request (HTTP %d)%s; check spec.networkInsight", resp.StatusCode, vendor)
 	}
 	return backend.BadBody(resp, "unexpected login status")
-}
-
-// epochTime reads an epoch timestamp given in seconds or milliseconds: values above 1e12 are milliseconds
-// (1e12 seconds is 33 000 years away). Zero, negative and absurd values give nil.
-func epochTime(v float64) *time.Time {
-	if math.IsNaN(v) || v <= 0 || v > 1e15 {
-		return nil
-	}
-	var t time.Time
-	if v > 1e12 {
-		t = time.UnixMilli(int64(v)).UTC()
-	} else {
-		t = time.Unix(int64(v), 0).UTC()
-	}
-	return &t
 }
 
 // oneLine folds vendor text to a single line, so that it fits a status message.

@@ -202,11 +202,9 @@ func parseProgressReply(resp *backend.Response) (progressReport, error) {
 	}
 	switch {
 	case newestProgress != nil:
-		p, _ := percent(string(newestProgress.Content))
-		report.Progress = &p
+		report.Progress, _ = percent(string(newestProgress.Content))
 	case newestSteps != nil:
-		p := clampPercent(math.Floor(float64(*newestSteps.CurrentStep) * 100 / float64(*newestSteps.TotalSteps)))
-		report.Progress = &p
+		report.Progress = backend.Percent(float64(*newestSteps.CurrentStep) * 100 / float64(*newestSteps.TotalSteps))
 	}
 	if oldest != 0 {
 		start := time.UnixMilli(int64(oldest)).UTC()
@@ -232,16 +230,12 @@ func flatten(in, out []progressRecord, depth int) []progressRecord {
 
 // percent reads a Progress record's content: an integer percent as a string ("45"); a fraction is rounded
 // down.
-func percent(content string) (int32, bool) {
+func percent(content string) (*int32, bool) {
 	f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(content), "%"), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
+		return nil, false
 	}
-	return clampPercent(math.Floor(f)), true
-}
-
-func clampPercent(f float64) int32 {
-	return int32(min(max(f, 0), 100))
+	return backend.Percent(f), true
 }
 
 // validMillis accepts epoch milliseconds between 1970 and the year 5138, so that nonsense cannot overflow.
