@@ -1,0 +1,164 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// The four vendors, in the order tasks are spread over them (task i uses vendor i%4).
+const (
+	vAPIG = iota
+	vNI
+	vTO
+	vZS
+	numVendors
+)
+
+var vendorNames = [numVendors]string{"APIGateway", "NetworkInsight", "TrafficOps", "ZStack"}
+
+// Kinds of vendor request.
+const (
+	reqPoll  = iota // the task-status query: one per poll
+	reqExtra        // a second request of the same poll (ZStack's task-progresses while a job runs)
+	reqLogin
+	reqOther // anything else: backend checks of IDs that are no task
+	numReqKinds
+)
+
+// maxSeconds bounds the per-second histogram: a run longer than this is not counted per second any more.
+const maxSeconds = 7200
+
+// counter wraps the simulator and counts every request: per vendor and kind, per vendor and second, and per
+// task the polls and the time of the first poll after a mark (the restart).
+type counter struct {
+	next  http.Handler
+	start time.Time
+	// taskIndex maps a vendor task ID to its index; written before the server starts, then read only.
+	taskIndex map[string]int
+
+	byKind [numVendors][numReqKinds]atomic.Int64
+	// perTenth counts requests per vendor and tenth of a second, for the largest rate in any sliding second.
+	perTenth [numVendors][maxSeconds * 10]atomic.Int32
+	polls    []atomic.Int32
+	// firstAfterMark is the first poll of each task after mark (ns since start), 0 until then.
+	firstAfterMark []atomic.Int64
+	mark           atomic.Int64
+}
+
+func newCounter(next http.Handler, ids []string) *counter {
+	c := &counter{next: next, start: time.Now(), taskIndex: make(map[string]int, len(ids)),
+		polls: make([]atomic.Int32, len(ids)), firstAfterMark: make([]atomic.Int64, len(ids))}
+	for i, id := range ids {
+		c.taskIndex[id] = i
+	}
+	return c
+}
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Since(c.start)
+	vendor, kind, id := classify(r.URL.Path)
+	if vendor >= 0 {
+		c.byKind[vendor][kind].Add(1)
+		if t := int(now / (100 * time.Millisecond)); t < maxSeconds*10 {
+			c.perTenth[vendor][t].Add(1)
+		}
+		if kind == reqPoll {
+			if i, ok := c.taskIndex[id]; ok {
+				c.polls[i].Add(1)
+				if m := c.mark.Load(); m > 0 && int64(now) >= m {
+					c.firstAfterMark[i].CompareAndSwap(0, int64(now))
+				}
+			} else {
+				c.byKind[vendor][kind].Add(-1)
+				c.byKind[vendor][reqOther].Add(1)
+			}
+		}
+	}
+	c.next.ServeHTTP(w, r)
+}
+
+// classify names the vendor, the kind of request and the task ID of a simulator path.
+func classify(path string) (vendor, kind int, id string) {
+	segs := strings.FieldsFunc(path, func(r rune) bool { return r == '/' })
+	if len(segs) == 0 {
+		return -1, 0, ""
+	}
+	last := segs[len(segs)-1]
+	switch {
+	case strings.Contains(path, "/async-tasks/"):
+		return vAPIG, reqPoll, last
+	case strings.HasPrefix(path, "/v3/auth/tokens"):
+		return vAPIG, reqLogin, ""
+	case strings.Contains(path, "/api/ni/groups/task/progress/"):
+		return vNI, reqPoll, last
+	case strings.HasPrefix(path, "/api/ni/"):
+		return vNI, reqLogin, ""
+	case strings.Contains(path, "/async_status/"):
+		return vTO, reqPoll, last
+	case strings.Contains(path, "/user/login"):
+		return vTO, reqLogin, ""
+	case strings.Contains(path, "/zstack/v1/api-jobs/"):
+		return vZS, reqPoll, last
+	case strings.Contains(path, "/zstack/v1/task-progresses/"):
+		return vZS, reqExtra, last
+	case strings.Contains(path, "/zstack/v1/accounts/login"):
+		return vZS, reqLogin, ""
+	case strings.HasPrefix(path, "/zstack/"):
+		return vZS, reqOther, ""
+	case strings.HasPrefix(path, "/api/"):
+		return vTO, reqOther, ""
+	}
+	return -1, 0, ""
+}
+
+// seconds returns the elapsed time since the counter started.
+func (c *counter) since() time.Duration { return time.Since(c.start) }
+
+// setMark starts recording each task's first poll from now on.
+func (c *counter) setMark() time.Duration {
+	now := c.since()
+	for i := range c.firstAfterMark {
+		c.firstAfterMark[i].Store(0)
+	}
+	c.mark.Store(int64(now))
+	return now
+}
+
+// countSnapshot is the counters at one moment.
+type countSnapshot struct {
+	at     time.Duration
+	polls  []int32
+	byKind [numVendors][numReqKinds]int64
+}
+
+func (c *counter) snapshot() countSnapshot {
+	s := countSnapshot{at: c.since(), polls: make([]int32, len(c.polls))}
+	for i := range c.polls {
+		s.polls[i] = c.polls[i].Load()
+	}
+	for v := range numVendors {
+		for k := range numReqKinds {
+			s.byKind[v][k] = c.byKind[v][k].Load()
+		}
+	}
+	return s
+}
+
+// maxPerSecond returns, per vendor, the most requests in any second (a sliding window of ten tenths) that
+// starts within [from, to).
+func (c *counter) maxPerSecond(from, to time.Duration) [numVendors]int32 {
+	var out [numVendors]int32
+	tenth := 100 * time.Millisecond
+	for v := range numVendors {
+		for t := int(from / tenth); t <= int(to/tenth) && t+10 <= maxSeconds*10; t++ {
+			var sum int32
+			for k := t; k < t+10; k++ {
+				sum += c.perTenth[v][k].Load()
+			}
+			out[v] = max(out[v], sum)
+		}
+	}
+	return out
+}

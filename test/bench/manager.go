@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	krt "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/controller"
+)
+
+// memStats is what the manager process reports of its heap, after a garbage collection.
+type memStats struct {
+	HeapAlloc  uint64 `json:"heapAlloc"`
+	HeapInuse  uint64 `json:"heapInuse"`
+	Sys        uint64 `json:"sys"`
+	NumGC      uint32 `json:"numGC"`
+	Goroutines int    `json:"goroutines"`
+}
+
+const statsPrefix = "BENCHSTATS "
+
+// runManager is the manager role: the operator as cmd/main.go sets it up (same cache options and rest config
+// defaults), with the metrics and probe servers off. On SIGUSR1 it collects garbage and prints its heap.
+func runManager(kubeconfig string, concurrency int) error {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zap.Options{})))
+	if err := os.Setenv("KUBECONFIG", kubeconfig); err != nil {
+		return err
+	}
+	cfg := ctrl.GetConfigOrDie()
+	scheme := runtimeScheme()
+	cacheOptions, err := controller.CacheOptions(controller.Options{}, nil)
+	if err != nil {
+		return err
+	}
+	opts := ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  cacheOptions,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	}
+	if concurrency > 0 {
+		opts.Controller = ctrlconfig.Controller{MaxConcurrentReconciles: concurrency}
+	}
+	printMem("baseline") // before the manager holds anything: the heap of the code and its libraries alone
+	mgr, err := ctrl.NewManager(cfg, opts)
+	if err != nil {
+		return err
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controller.SetupWithManager(ctx, mgr, controller.Options{}); err != nil {
+		return err
+	}
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			printMem("now")
+		}
+	}()
+	return mgr.Start(ctx)
+}
+
+var stdoutMu sync.Mutex
+
+func printMem(label string) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	b, _ := json.Marshal(memStats{HeapAlloc: m.HeapAlloc, HeapInuse: m.HeapInuse, Sys: m.Sys, NumGC: m.NumGC, Goroutines: runtime.NumGoroutine()})
+	stdoutMu.Lock()
+	defer stdoutMu.Unlock()
+	fmt.Printf("%s%s %s\n", statsPrefix, label, b)
+}
+
+func runtimeScheme() *krt.Scheme {
+	s := krt.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// managerProcess is a running manager child process.
+type managerProcess struct {
+	cmd     *exec.Cmd
+	started time.Time
+	// done is closed when the process ended; waitErr is then its exit error.
+	done    chan struct{}
+	waitErr error
+
+	mu       sync.Mutex
+	baseline memStats
+	latest   memStats
+	gotMem   chan struct{}
+}
+
+// startManager starts this binary in the manager role; its log goes to logPath.
+func startManager(kubeconfig, logPath string, concurrency int) (*managerProcess, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-role=manager", "-manager-kubeconfig="+kubeconfig, "-concurrency="+strconv.Itoa(concurrency))
+	cmd.Stderr = logFile
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	p := &managerProcess{cmd: cmd, done: make(chan struct{}), gotMem: make(chan struct{}, 1)}
+	p.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line, ok := strings.CutPrefix(sc.Text(), statsPrefix)
+			if !ok {
+				continue
+			}
+			label, body, _ := strings.Cut(line, " ")
+			var m memStats
+			if json.Unmarshal([]byte(body), &m) != nil {
+				continue
+			}
+			p.mu.Lock()
+			if label == "baseline" {
+				p.baseline = m
+			} else {
+				p.latest = m
+			}
+			p.mu.Unlock()
+			if label != "baseline" {
+				select {
+				case p.gotMem <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+		_ = logFile.Close()
+	}()
+	return p, nil
+}
+
+func (p *managerProcess) pid() int { return p.cmd.Process.Pid }
+
+// memory asks the manager for its heap after a GC.
+func (p *managerProcess) memory() (baseline, now memStats, err error) {
+	select {
+	case <-p.gotMem:
+	default:
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return memStats{}, memStats{}, err
+	}
+	select {
+	case <-p.gotMem:
+	case <-time.After(30 * time.Second):
+		return memStats{}, memStats{}, fmt.Errorf("the manager did not report its memory")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.baseline, p.latest, nil
+}
+
+// stop ends the manager as Kubernetes does: SIGTERM, then SIGKILL after a grace period.
+func (p *managerProcess) stop() error {
+	if done, err := p.exited(); done {
+		return err
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.waitErr
+	case <-time.After(40 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("the manager did not stop within 40 s of SIGTERM; killed")
+	}
+}
+
+// exited reports whether the process ended, with its error.
+func (p *managerProcess) exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.waitErr
+	default:
+		return false, nil
+	}
+}
+
+// procCPU returns the user+system CPU time of a process, from /proc/<pid>/stat (clock ticks of 1/100 s).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: split after its closing parenthesis.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	const clockTick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// procMemKiB returns a field of /proc/<pid>/status in KiB, e.g. VmHWM (peak RSS) or VmRSS.
+func procMemKiB(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			v := strings.Fields(rest)
+			if len(v) > 0 {
+				return strconv.ParseInt(v[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// controlPlanePIDs finds the etcd and kube-apiserver processes this process started.
+func controlPlanePIDs() []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, closeAt := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closeAt < open {
+			continue
+		}
+		comm := s[open+1 : closeAt]
+		fields := strings.Fields(s[closeAt+1:])
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		if ppid == self && (comm == "etcd" || comm == "kube-apiserver") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// cpuOf sums the CPU time of processes.
+func cpuOf(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		if d, err := procCPU(pid); err == nil {
+			total += d
+		}
+	}
+	return total
+}

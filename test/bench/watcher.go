@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+)
+
+// watcher counts the writes to every AsyncTask, as a watch on the API server sees them (one MODIFIED event per
+// new resourceVersion), and notes when each task was first seen Running and Ready=True.
+type watcher struct {
+	start time.Time
+
+	writes      []atomic.Int32
+	totalWrites atomic.Int64
+	mu          sync.Mutex
+	running     []bool
+	readyAt     []time.Duration // since start; 0 until Ready=True was seen
+	nRunning    int
+	nReady      int
+	gaps        int // watches that had to be restarted from a fresh list (events possibly lost)
+}
+
+func newWatcher(start time.Time, n int) *watcher {
+	return &watcher{start: start, writes: make([]atomic.Int32, n), running: make([]bool, n), readyAt: make([]time.Duration, n)}
+}
+
+func taskName(i int) string { return fmt.Sprintf("t-%05d", i) }
+
+func taskIndexOf(name string) (int, bool) {
+	s, ok := strings.CutPrefix(name, "t-")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(s)
+	return i, err == nil
+}
+
+// run lists and watches until ctx ends, re-watching from the last resourceVersion when a watch closes.
+func (w *watcher) run(ctx context.Context, c client.WithWatch, namespace string, ready chan<- struct{}) error {
+	list := &v1alpha1.AsyncTaskList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		w.observe(&list.Items[i], false)
+	}
+	rv := list.ResourceVersion
+	close(ready)
+	for ctx.Err() == nil {
+		wi, err := c.Watch(ctx, &v1alpha1.AsyncTaskList{}, client.InNamespace(namespace),
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for ev := range wi.ResultChan() {
+			switch ev.Type {
+			case watch.Modified, watch.Added:
+				task, ok := ev.Object.(*v1alpha1.AsyncTask)
+				if !ok {
+					continue
+				}
+				rv = task.ResourceVersion
+				w.observe(task, ev.Type == watch.Modified)
+			case watch.Bookmark:
+				if o, ok := ev.Object.(*v1alpha1.AsyncTask); ok {
+					rv = o.ResourceVersion
+				}
+			case watch.Error:
+				if apierrors.FromObject(ev.Object) != nil {
+					// Too old a resourceVersion: start over from a fresh list. Writes in between are lost.
+					w.mu.Lock()
+					w.gaps++
+					w.mu.Unlock()
+					fresh := &v1alpha1.AsyncTaskList{}
+					if err := c.List(ctx, fresh, client.InNamespace(namespace)); err == nil {
+						for i := range fresh.Items {
+							w.observe(&fresh.Items[i], false)
+						}
+						rv = fresh.ResourceVersion
+					}
+				}
+			}
+		}
+		wi.Stop()
+	}
+	return nil
+}
+
+func (w *watcher) observe(task *v1alpha1.AsyncTask, write bool) {
+	i, ok := taskIndexOf(task.Name)
+	if !ok || i >= len(w.writes) {
+		return
+	}
+	now := time.Since(w.start)
+	if write {
+		w.writes[i].Add(1)
+		w.totalWrites.Add(1)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.running[i] && task.Status.Phase != "" && task.Status.Phase != v1alpha1.TaskPhasePending {
+		w.running[i] = true
+		w.nRunning++
+	}
+	if w.readyAt[i] == 0 && meta.IsStatusConditionTrue(task.Status.Conditions, v1alpha1.ConditionReady) {
+		w.readyAt[i] = now
+		w.nReady++
+	}
+}
+
+func (w *watcher) counts() (running, ready int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nRunning, w.nReady
+}
+
+func (w *watcher) readyTime(i int) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.readyAt[i]
+}
