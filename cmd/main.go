@@ -38,6 +38,9 @@ func main() {
 	flag.BoolVar(&leaderElection, "leader-elect", false, "Elect a leader, so that only one replica polls at a time.")
 	flag.StringVar(&watchNS, "watch-namespaces", "", "Comma-separated namespaces whose AsyncTasks, TaskBackends and "+
 		"Secrets the operator watches (include the namespaces ClusterTaskBackends take Secrets from); all when empty.")
+	flag.IntVar(&operatorOpts.Workers, "workers", 16, "How many tasks are polled at once.")
+	flag.IntVar(&operatorOpts.WorkersPerBackend, "workers-per-backend", 0, "The most workers one backend may hold "+
+		"at once, so that a slow vendor cannot delay the others; a quarter of --workers when 0.")
 	flag.StringVar(&operatorOpts.Shard, "shard", "", "Track only AsyncTasks labelled "+controller.ShardLabel+"=<shard>; "+
 		"without it, only the tasks that carry no such label. Run one Deployment per shard to split many tasks.")
 	flag.StringVar(&deniedCIDRs, "denied-cidrs", "", "Comma-separated CIDRs backends may not connect to, besides the "+

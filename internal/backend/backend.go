@@ -135,6 +135,9 @@ const (
 	KindTerminal ErrorKind = "Terminal"
 	// KindInvalidConfig is a spec or Secret the backend cannot work with.
 	KindInvalidConfig ErrorKind = "InvalidConfig"
+	// KindDeferred means no request was sent: the backend's rate limit or its share of the operator's
+	// workers is used up. Nothing is wrong with the task; it is asked again after RetryAfter.
+	KindDeferred ErrorKind = "Deferred"
 )
 
 // Error is a classified backend failure. Message is one line for humans and never holds a secret.

@@ -109,8 +109,8 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 		return nil, &Error{Kind: KindTransient, RetryAfter: wait,
 			Message: fmt.Sprintf("vendor asked to retry later (Retry-After); requests to this backend are paused until %s", until.UTC().Format(time.RFC3339))}
 	}
-	if err := c.limiter.Wait(ctx); err != nil {
-		return nil, Errorf(KindTransient, "rate limit of this backend: %v", err)
+	if err := c.waitForRateLimit(ctx); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -131,6 +131,34 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 		out.RetryAfter = c.pauseFor(resp.Header.Get("Retry-After"))
 	}
 	return out, nil
+}
+
+// maxRateLimitWait is the longest a request waits for the backend's rate limit while holding a worker; a
+// longer wait gives the worker back (a KindDeferred error) and the task is asked again later.
+const maxRateLimitWait = time.Second
+
+func (c *Client) waitForRateLimit(ctx context.Context) error {
+	reservation := c.limiter.Reserve()
+	if !reservation.OK() {
+		return Errorf(KindInvalidConfig, "the rate limit of this backend admits no request")
+	}
+	wait := reservation.Delay()
+	if wait > maxRateLimitWait {
+		reservation.Cancel()
+		return &Error{Kind: KindDeferred, RetryAfter: wait, Message: "waiting for the backend's rate limit"}
+	}
+	if wait == 0 {
+		return nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		reservation.Cancel()
+		return &Error{Kind: KindDeferred, RetryAfter: wait, Message: "waiting for the backend's rate limit"}
+	}
 }
 
 // pauseFor parses a Retry-After value (seconds or an HTTP date), pauses the backend that long (capped), and

@@ -112,3 +112,17 @@ func TestCredentialsNeverPrintTheirValues(t *testing.T) {
 		}
 	}
 }
+
+func TestLongRateLimitWaitGivesTheWorkerBack(t *testing.T) {
+	server := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer server.Close()
+	c := NewClient(ClientOptions{Timeout: time.Second, QPS: 0.2, Burst: 1}) // one request per 5 s
+	if _, err := get(t, c, server.URL); err != nil {
+		t.Fatalf("first request: %v", err)
+	}
+	_, err := get(t, c, server.URL)
+	e, ok := AsError(err)
+	if !ok || e.Kind != KindDeferred || e.RetryAfter < 4*time.Second {
+		t.Fatalf("got %v, want a Deferred error asking to come back in about 5 s", err)
+	}
+}

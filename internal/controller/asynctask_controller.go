@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -71,6 +72,10 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 
 	polled := r.pollIfDue(ctx, task, now)
+	if e, ok := backend.AsError(polled.outcome.err); ok && e.Kind == backend.KindDeferred {
+		// Not asked: the backend's rate limit or its share of the workers is used up. Still due.
+		return ctrl.Result{RequeueAfter: withJitter(max(e.RetryAfter, time.Second))}, nil
+	}
 	status := statusFromOutcome(task, polled.outcome, now)
 	if err := r.writeResultConfigMap(ctx, task, polled.outcome, &status); err != nil {
 		return ctrl.Result{}, err
@@ -140,10 +145,19 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 	if task.Spec.PollInterval == nil {
 		result.interval = conn.pollInterval()
 	}
+	if !conn.tryAcquireWorker() {
+		result.outcome.err = &backend.Error{Kind: backend.KindDeferred, RetryAfter: time.Second, Message: "all of this backend's workers are busy"}
+		return result
+	}
+	defer conn.releaseWorker()
 	// Bound the whole poll, a login included, so a stuck vendor never holds a worker for long.
 	pollCtx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
 	obs, err := backend.PollTask(pollCtx, conn.backend, task.Spec.TaskID, task.Spec.Parameters)
+	if backend.KindOf(err) == backend.KindDeferred {
+		result.outcome.err = err
+		return result
+	}
 	recordPoll(conn.spec.Type, err, time.Since(started))
 	if err != nil {
 		result.outcome.err = err
@@ -258,7 +272,7 @@ func (r *AsyncTaskReconciler) now() time.Time {
 
 // SetupWithManager registers the reconciler. Tasks are reconciled when created or their spec changes (their
 // own status writes do not trigger a poll), and when a backend or Secret they depend on changes.
-func (r *AsyncTaskReconciler) SetupWithManager(mgr ctrl.Manager, connector *connector) error {
+func (r *AsyncTaskReconciler) SetupWithManager(mgr ctrl.Manager, connector *connector, workers int) error {
 	r.connector = connector
 	r.schedule = newPollSchedule()
 	r.tasksOf = &taskMapper{client: mgr.GetClient(), schedule: r.schedule}
@@ -274,5 +288,6 @@ func (r *AsyncTaskReconciler) SetupWithManager(mgr ctrl.Manager, connector *conn
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forSecret),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		Named("asynctask").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }

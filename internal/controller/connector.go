@@ -74,7 +74,21 @@ type connection struct {
 	backend     backend.Backend
 	client      *backend.Client
 	health      backendHealth
+	// workers holds a token per poll in flight, so one backend cannot hold every worker of the operator.
+	workers chan struct{}
 }
+
+// tryAcquireWorker takes one of the backend's worker slots, or reports that all are in use.
+func (c *connection) tryAcquireWorker() bool {
+	select {
+	case c.workers <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *connection) releaseWorker() { <-c.workers }
 
 // pollInterval returns the backend's poll interval.
 func (c *connection) pollInterval() time.Duration {
@@ -89,6 +103,8 @@ type connector struct {
 	network backend.NetworkPolicy
 	// forbidNamespaced refuses every TaskBackend (--forbid-namespaced-backends).
 	forbidNamespaced bool
+	// workersPerBackend is how many polls of one backend may be in flight at once.
+	workersPerBackend int
 
 	mu    sync.Mutex
 	conns map[backendKey]*connection
@@ -96,7 +112,7 @@ type connector struct {
 
 func newConnector(reader client.Reader, opts Options) *connector {
 	return &connector{reader: reader, network: opts.Network, forbidNamespaced: opts.ForbidNamespacedBackends,
-		conns: map[backendKey]*connection{}}
+		workersPerBackend: opts.workersPerBackend(), conns: map[backendKey]*connection{}}
 }
 
 // connect returns the connection for a backend, rebuilding it when the backend or a Secret it uses changed.
@@ -129,6 +145,9 @@ func (c *connector) connect(ctx context.Context, key backendKey) (*connection, e
 		return conn, nil
 	}
 	conn, err := buildConnection(spec, creds, roots, c.network)
+	if err == nil {
+		conn.workers = make(chan struct{}, c.workersPerBackend)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -249,3 +249,28 @@ func TestDeletingWhilePollsAreInFlight(t *testing.T) {
 		expectCondition(g, task.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonBackendNotFound)
 	})
 }
+
+func TestSlowBackendHoldsOnlyItsShareOfWorkers(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createBackend(t, ns, "slow", apigSpec(), apigToken(simToken))
+	createBackend(t, ns, "fast", apigSpec(), apigToken(simToken))
+	slowPrefix := uniqueTaskID(t)[:24] + "slow"
+	start := time.Now()
+	for i := range 12 {
+		id := fmt.Sprintf("%s%04d", slowPrefix, i)
+		sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running, Delay: 3 * time.Second})
+		createTask(t, ns, fmt.Sprintf("slow-%d", i), "slow", id)
+	}
+	fast := uniqueTaskID(t) + "fast"
+	sim.AddTask(fast, vendorsim.Step{Phase: vendorsim.Running}, vendorsim.Step{Phase: vendorsim.Running}, simSucceeded())
+	createTask(t, ns, "fast", "fast", fast)
+
+	waitForPhase(t, ns, "fast", v1alpha1.TaskPhaseSucceeded)
+	// The suite's operator runs 16 workers, so one backend may hold at most 4 of them.
+	g.Expect(sim.MaxConcurrent(start, slowPrefix)).To(BeNumerically("<=", 4))
+	for i := range 12 {
+		task := getTask(g, ns, fmt.Sprintf("slow-%d", i))
+		g.Expect(task.Status.ConsecutiveErrors).To(BeZero(), "waiting for a worker is not an error")
+	}
+}

@@ -19,10 +19,11 @@ func durationOr(d *metav1.Duration, fallback time.Duration) time.Duration {
 	return d.Duration
 }
 
-// withJitter spreads polls of many tasks with one interval over up to a tenth more of it, so tasks created
-// together do not poll together for ever.
+// withJitter spreads polls of many tasks with one interval over a tenth of it, so tasks created together do
+// not poll together for ever.
 func withJitter(d time.Duration) time.Duration {
-	return d + rand.N(d/10+1)
+	// Centred (±5%), so that on average a task is polled exactly once per interval.
+	return d - d/20 + rand.N(d/10+1)
 }
 
 // backoff is the wait after the n-th error in a row: the poll interval doubled per error, capped at

@@ -368,7 +368,7 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 	g.Expect(ce.Message).To(ContainSubstring("namespaced backends are disabled by the operator's --forbid-namespaced-backends flag"))
 	g.Expect(reads).To(BeZero(), "neither the TaskBackend nor its Secret is read")
 
-	ready := (&BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: conns}).check(ctx, namespaced)
+	ready, _ := (&BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: conns}).check(ctx, namespaced)
 	g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidConfig))
 	g.Expect(ready.Message).To(ContainSubstring("--forbid-namespaced-backends"))
@@ -379,7 +379,7 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 	g.Expect(st.Message).To(ContainSubstring("--forbid-namespaced-backends"), "the task says why")
 
 	cluster := backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: "apig"}
-	ready = (&BackendReconciler{Kind: v1alpha1.BackendKindClusterTaskBackend, connector: conns}).check(ctx, cluster)
+	ready, _ = (&BackendReconciler{Kind: v1alpha1.BackendKindClusterTaskBackend, connector: conns}).check(ctx, cluster)
 	g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonReady), ready.Message)
 }
 
@@ -399,11 +399,12 @@ func TestSecurityConnectorAppliesTheNetworkPolicy(t *testing.T) {
 	key := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
 
 	allowed := &BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: newConnector(reader, Options{})}
-	g.Expect(allowed.check(ctx, key).Reason).To(Equal(v1alpha1.ReasonReady))
+	allowedReady, _ := allowed.check(ctx, key)
+	g.Expect(allowedReady.Reason).To(Equal(v1alpha1.ReasonReady))
 
 	policy := backend.NetworkPolicy{DeniedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
 	denied := &BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: newConnector(reader, Options{Network: policy})}
-	ready := denied.check(ctx, key)
+	ready, _ := denied.check(ctx, key)
 	g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidConfig), ready.Message)
 	g.Expect(ready.Message).To(ContainSubstring("network policy refuses to connect"))
 	g.Expect(ready.Message).To(ContainSubstring("127.0.0.0/8 is denied by --denied-cidrs"))

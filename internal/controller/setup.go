@@ -22,7 +22,21 @@ type Options struct {
 	ForbidNamespacedBackends bool
 	// FieldOwner names this operator instance in managedFields; "asynctask-operator" when empty.
 	FieldOwner string
+	// Workers is how many tasks are polled at once (the AsyncTask controller's MaxConcurrentReconciles);
+	// defaultWorkers when 0.
+	Workers int
+	// WorkersPerBackend caps how many of the workers one backend may hold at once, so that a slow vendor
+	// cannot starve the others; a quarter of Workers (at least 1) when 0.
+	WorkersPerBackend int
 }
+
+// defaultWorkers is how many tasks are polled at once by default: polls mostly wait on vendors, so more
+// workers than cores keep a large number of tasks on schedule (see docs/performance.md).
+const defaultWorkers = 16
+
+func (o Options) workers() int { return cmp.Or(o.Workers, defaultWorkers) }
+
+func (o Options) workersPerBackend() int { return cmp.Or(o.WorkersPerBackend, max(1, o.workers()/4)) }
 
 // SetupWithManager registers every reconciler of the operator, sharing one connector so that tasks and the
 // backend checks use the same vendor clients and sessions.
@@ -39,7 +53,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		Recorder:   mgr.GetEventRecorder("asynctask-operator"),
 		FieldOwner: cmp.Or(opts.FieldOwner, "asynctask-operator"),
 	}
-	if err := tasks.SetupWithManager(mgr, conns); err != nil {
+	if err := tasks.SetupWithManager(mgr, conns, opts.workers()); err != nil {
 		return fmt.Errorf("setting up the AsyncTask controller: %w", err)
 	}
 	for _, kind := range []v1alpha1.BackendKind{v1alpha1.BackendKindTaskBackend, v1alpha1.BackendKindClusterTaskBackend} {

@@ -227,8 +227,8 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 		atLeast    time.Duration
 		atMost     time.Duration
 	}{
-		"first error":        {errors: 1, atLeast: 10 * time.Second, atMost: 11 * time.Second},
-		"third error":        {errors: 3, atLeast: 40 * time.Second, atMost: 44 * time.Second},
+		"first error":        {errors: 1, atLeast: 9500 * time.Millisecond, atMost: 10500 * time.Millisecond},
+		"third error":        {errors: 3, atLeast: 38 * time.Second, atMost: 42 * time.Second},
 		"capped":             {errors: 30, atLeast: maxBackoff, atMost: maxBackoff},
 		"retry-after longer": {errors: 1, retryAfter: 2 * time.Minute, atLeast: 2 * time.Minute, atMost: 2 * time.Minute},
 		"retry-after capped": {errors: 1, retryAfter: time.Hour, atLeast: maxBackoff, atMost: maxBackoff},

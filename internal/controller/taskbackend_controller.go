@@ -43,7 +43,10 @@ func (r *BackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	key := backendKey{Kind: r.Kind, Namespace: req.Namespace, Name: req.Name}
-	ready := r.check(ctx, key)
+	ready, retryAfter := r.check(ctx, key)
+	if retryAfter > 0 {
+		return ctrl.Result{RequeueAfter: retryAfter}, nil // not checked: the backend's rate limit is used up
+	}
 	ready.ObservedGeneration = obj.GetGeneration()
 
 	before := obj.DeepCopyObject().(client.Object)
@@ -61,19 +64,23 @@ func (r *BackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	return ctrl.Result{}, nil
 }
 
-// check connects to the backend and makes one request; the result is the Ready condition.
-func (r *BackendReconciler) check(ctx context.Context, key backendKey) metav1.Condition {
+// check connects to the backend and makes one request; the result is the Ready condition, or how long to
+// wait when the request could not be sent yet.
+func (r *BackendReconciler) check(ctx context.Context, key backendKey) (metav1.Condition, time.Duration) {
 	notReady := func(reason, message string) metav1.Condition {
 		return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: message}
 	}
 	conn, err := r.connector.connect(ctx, key)
 	if err != nil {
 		ce, _ := asConnectError(err)
-		return notReady(ce.Reason, ce.Message)
+		return notReady(ce.Reason, ce.Message), 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
 	if err := conn.backend.Check(ctx); err != nil {
+		if e, ok := backend.AsError(err); ok && e.Kind == backend.KindDeferred {
+			return metav1.Condition{}, max(e.RetryAfter, time.Second)
+		}
 		reason := v1alpha1.ReasonUnreachable
 		switch backend.KindOf(err) {
 		case backend.KindAuthentication:
@@ -81,14 +88,14 @@ func (r *BackendReconciler) check(ctx context.Context, key backendKey) metav1.Co
 		case backend.KindInvalidConfig:
 			reason = v1alpha1.ReasonInvalidConfig
 		}
-		return notReady(reason, upperFirst(err.Error()))
+		return notReady(reason, upperFirst(err.Error())), 0
 	}
 	message := "The vendor answered with these credentials"
 	if conn.spec.TLS != nil && conn.spec.TLS.InsecureSkipVerify {
 		message += "; WARNING: TLS certificate verification is off (tls.insecureSkipVerify)"
 		log.FromContext(ctx).Info("TLS certificate verification is off for this backend", "backend", key.String())
 	}
-	return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady, Message: message}
+	return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady, Message: message}, 0
 }
 
 // newObject returns an empty backend object of the reconciler's kind and a pointer to its status.

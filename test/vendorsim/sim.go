@@ -184,9 +184,15 @@ func (s *Simulator) Handler() http.Handler {
 	s.registerZStack(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
+		i := len(s.requestLog)
 		s.requestLog = append(s.requestLog, loggedRequest{at: time.Now(), path: r.URL.Path})
 		outage := s.outage
 		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.requestLog[i].done = time.Now()
+			s.mu.Unlock()
+		}()
 		if outage != 0 {
 			// What a load balancer in front of a vendor that is down answers; no vendor body.
 			http.Error(w, http.StatusText(outage), outage)
@@ -205,8 +211,30 @@ func (s *Simulator) SetOutage(status int) {
 }
 
 type loggedRequest struct {
-	at   time.Time
-	path string
+	at, done time.Time
+	path     string
+}
+
+// MaxConcurrent returns the most requests whose path contains pathPart that were being answered at the same
+// moment, since the given time.
+func (s *Simulator) MaxConcurrent(since time.Time, pathPart string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	most := 0
+	for _, r := range s.requestLog {
+		if r.at.Before(since) || !strings.Contains(r.path, pathPart) {
+			continue
+		}
+		// Requests in flight when r arrived: started no later, not yet done.
+		n := 0
+		for _, other := range s.requestLog {
+			if strings.Contains(other.path, pathPart) && !other.at.After(r.at) && (other.done.IsZero() || other.done.After(r.at)) {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	return most
 }
 
 // MaxRequestsPerSecond returns the most requests whose path contains pathPart ("" for all) that arrived within
