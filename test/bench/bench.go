@@ -561,7 +561,7 @@ func allTasks(n int) []int {
 
 func concurrencyText(c int) string {
 	if c <= 0 {
-		return "1 (controller-runtime default)"
+		return "16 (the operator's default, --workers)"
 	}
 	return fmt.Sprint(c)
 }

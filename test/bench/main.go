@@ -46,7 +46,7 @@ func main() {
 	flag.IntVar(&cfg.tasks, "tasks", 1000, "number of AsyncTasks, spread evenly over the four vendor types")
 	flag.DurationVar(&cfg.interval, "interval", 10*time.Second, "poll interval of every backend")
 	flag.DurationVar(&cfg.window, "window", 0, "length of each measured phase; 0 means 6 poll intervals")
-	flag.IntVar(&cfg.concurrency, "concurrency", 0, "MaxConcurrentReconciles for the manager's controllers; 0 keeps controller-runtime's default (1)")
+	flag.IntVar(&cfg.concurrency, "concurrency", 0, "workers polling at once (the operator's --workers); 0 keeps the operator's default (16)")
 	flag.IntVar(&cfg.qps, "qps", 0, "spec.rateLimit.qps of every backend; 0 means max(100, tasks per interval second), "+
 		"so that the restart storm is bound by it while the steady state is not")
 	flag.IntVar(&cfg.burst, "burst", 10, "spec.rateLimit.burst of every backend")

@@ -18,7 +18,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -56,16 +55,13 @@ func runManager(kubeconfig string, concurrency int) error {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	}
-	if concurrency > 0 {
-		opts.Controller = ctrlconfig.Controller{MaxConcurrentReconciles: concurrency}
-	}
 	printMem("baseline") // before the manager holds anything: the heap of the code and its libraries alone
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return err
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controller.SetupWithManager(ctx, mgr, controller.Options{}); err != nil {
+	if err := controller.SetupWithManager(ctx, mgr, controller.Options{Workers: concurrency}); err != nil {
 		return err
 	}
 	usr1 := make(chan os.Signal, 1)
