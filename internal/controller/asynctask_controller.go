@@ -68,7 +68,8 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return r.deleteAfterTTL(ctx, task, now)
 	}
 	if r.schedule.isFinished(req.NamespacedName, task.UID) {
-		return ctrl.Result{}, nil // finished here; the cache has not seen that status yet
+		// Finished here, but the cache has not seen that status yet: look again soon, for its TTL.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 
 	polled := r.pollIfDue(ctx, task, now)
