@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -273,4 +278,72 @@ func TestSlowBackendHoldsOnlyItsShareOfWorkers(t *testing.T) {
 		task := getTask(g, ns, fmt.Sprintf("slow-%d", i))
 		g.Expect(task.Status.ConsecutiveErrors).To(BeZero(), "waiting for a worker is not an error")
 	}
+}
+
+// killAPIServer kills the envtest kube-apiserver the way a crashed or evicted one dies (SIGKILL), and waits
+// until it is gone.
+func killAPIServer(t *testing.T) {
+	t.Helper()
+	port := testEnv.ControlPlane.GetAPIServer().SecureServing.Port
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) == 0 || filepath.Base(args[0]) != "kube-apiserver" || !slices.Contains(args, "--secure-port="+port) {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		NewWithT(t).Eventually(func() error {
+			_, err := os.Stat(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err == nil {
+				status, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+				if strings.Contains(string(status), "State:\tZ") {
+					return nil // a zombie is dead; its parent reaps it
+				}
+				return fmt.Errorf("kube-apiserver %d still runs", pid)
+			}
+			return nil
+		}, eventually, tick).Should(Succeed())
+		return
+	}
+	t.Fatal("no kube-apiserver on port " + port)
+}
+
+func TestOperatorCarriesOnAfterAnAPIServerRestart(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
+	names := []string{"across-restart-1", "across-restart-2"}
+	for _, name := range names {
+		id := uniqueTaskID(t) + name
+		// Running for about 8 s, then Succeeded: the vendor moves on while the API server is away.
+		sim.AddTimedTask(id, 4*time.Second, vendorsim.Step{Phase: vendorsim.Running}, vendorsim.Step{Phase: vendorsim.Running}, simSucceeded())
+		createTask(t, ns, name, "apig", id)
+		waitForPhase(t, ns, name, v1alpha1.TaskPhaseRunning)
+	}
+
+	killAPIServer(t)
+	g.Expect(testEnv.ControlPlane.GetAPIServer().Start()).To(Succeed())
+
+	versions := map[string]string{}
+	for _, name := range names {
+		task := waitForPhase(t, ns, name, v1alpha1.TaskPhaseSucceeded)
+		expectCondition(g, task.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+		versions[name] = task.ResourceVersion
+	}
+	// Read from the API server itself (a watch resumed across the restart may replay an event).
+	g.Consistently(func(g Gomega) {
+		for _, name := range names {
+			g.Expect(getTask(g, ns, name).ResourceVersion).To(Equal(versions[name]), "task %s written again", name)
+		}
+	}, 3*time.Second, 250*time.Millisecond).Should(Succeed(), "no status write loop after the restart")
 }

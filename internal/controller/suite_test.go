@@ -33,6 +33,7 @@ import (
 // The envtest control plane, the manager under test and the vendor simulator are started once for the package.
 var (
 	// testConfig and testScheme let tests start managers of their own on the same control plane.
+	testEnv    *envtest.Environment
 	testConfig *rest.Config
 	testScheme *runtime.Scheme
 	k8sClient  client.WithWatch
@@ -64,6 +65,15 @@ func runSuite(m *testing.M) int {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
+	// A serving-certificate directory of our own survives an API server restart, so clients keep trusting it.
+	certDir, err := os.MkdirTemp("", "asynctask-apiserver-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(certDir) //nolint:errcheck // temporary
+	env.ControlPlane.GetAPIServer().CertDir = certDir
+	testEnv = env
 	cfg, err := env.Start()
 	testConfig = cfg
 	if err != nil {
