@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -310,4 +312,14 @@ func delay(r *http.Request, step Step) {
 	case <-time.After(step.Delay):
 	case <-r.Context().Done():
 	}
+}
+
+// Serve starts a Simulator accepting creds on a local test server, closed when the test ends, and returns it
+// with its base URL.
+func Serve(t testing.TB, creds Credentials) (*Simulator, string) {
+	t.Helper()
+	sim := New(creds)
+	server := httptest.NewServer(sim.Handler())
+	t.Cleanup(server.Close)
+	return sim, server.URL
 }

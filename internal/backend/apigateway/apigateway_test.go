@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +29,10 @@ const (
 // newTestBackend returns a backend talking to a simulator that accepts token.
 func newTestBackend(t *testing.T, secretToken string) (backend.Backend, *vendorsim.Simulator) {
 	t.Helper()
-	sim := vendorsim.New(vendorsim.Credentials{Token: token})
-	server := httptest.NewServer(sim.Handler())
-	t.Cleanup(server.Close)
+	sim, url := vendorsim.Serve(t, vendorsim.Credentials{Token: token})
 	b, err := New(backend.Config{
 		Spec: v1alpha1.TaskBackendSpec{
-			Type: v1alpha1.BackendTypeAPIGateway, URL: server.URL,
+			Type: v1alpha1.BackendTypeAPIGateway, URL: url,
 			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
 		},
 		Credentials: backend.Credentials{"token": []byte(secretToken)},

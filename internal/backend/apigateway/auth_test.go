@@ -2,7 +2,6 @@ package apigateway
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -19,17 +18,15 @@ var simCredentials = vendorsim.Credentials{Token: token, Username: "iam-user", P
 // gateway and IAM.
 func newBackendWith(t *testing.T, creds map[string]string, method v1alpha1.APIGatewayAuthMethod) (backend.Backend, *vendorsim.Simulator) {
 	t.Helper()
-	sim := vendorsim.New(simCredentials)
-	server := httptest.NewServer(sim.Handler())
-	t.Cleanup(server.Close)
+	sim, url := vendorsim.Serve(t, simCredentials)
 	secret := backend.Credentials{}
 	for k, v := range creds {
 		secret[k] = []byte(v)
 	}
 	b, err := New(backend.Config{
 		Spec: v1alpha1.TaskBackendSpec{
-			Type: v1alpha1.BackendTypeAPIGateway, URL: server.URL,
-			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1", IAMURL: server.URL, DomainName: "acme", AuthMethod: method},
+			Type: v1alpha1.BackendTypeAPIGateway, URL: url,
+			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1", IAMURL: url, DomainName: "acme", AuthMethod: method},
 		},
 		Credentials: secret,
 		Client:      backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000}),

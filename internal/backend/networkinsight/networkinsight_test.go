@@ -29,10 +29,7 @@ const dottedID = "TASK_PROGRESS_application.APP_BULK_SAVE.1641321499579.0.042028
 
 func newSim(t *testing.T) (*vendorsim.Simulator, string) {
 	t.Helper()
-	sim := vendorsim.New(vendorsim.Credentials{Token: simToken, Username: simUser, Password: simPassword})
-	server := httptest.NewServer(sim.Handler())
-	t.Cleanup(server.Close)
-	return sim, server.URL
+	return vendorsim.Serve(t, vendorsim.Credentials{Token: simToken, Username: simUser, Password: simPassword})
 }
 
 func newBackend(t *testing.T, url string, creds backend.Credentials, settings *v1alpha1.NetworkInsightSettings) backend.Backend {

@@ -29,10 +29,7 @@ var (
 
 func newSim(t *testing.T) (*vendorsim.Simulator, string) {
 	t.Helper()
-	sim := vendorsim.New(vendorsim.Credentials{Username: simUser, Password: simPassword, Token: simToken})
-	server := httptest.NewServer(sim.Handler())
-	t.Cleanup(server.Close)
-	return sim, server.URL
+	return vendorsim.Serve(t, vendorsim.Credentials{Username: simUser, Password: simPassword, Token: simToken})
 }
 
 func newBackend(t *testing.T, url string, creds backend.Credentials, settings *v1alpha1.TrafficOpsSettings) backend.Backend {

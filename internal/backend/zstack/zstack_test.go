@@ -35,10 +35,7 @@ var (
 // newSim starts a simulator and returns it with its URL.
 func newSim(t *testing.T) (*vendorsim.Simulator, string) {
 	t.Helper()
-	sim := vendorsim.New(simCreds)
-	server := httptest.NewServer(sim.Handler())
-	t.Cleanup(server.Close)
-	return sim, server.URL
+	return vendorsim.Serve(t, simCreds)
 }
 
 func newBackend(t *testing.T, url string, creds backend.Credentials) backend.Backend {
