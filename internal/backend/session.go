@@ -20,6 +20,8 @@ type Session[T any] struct {
 	now           func() time.Time
 	// onLogin, when set, is called after every successful login (for metrics).
 	onLogin func()
+	// fixed marks a credential used as it is: there is nothing to log in again with.
+	fixed bool
 
 	mu         sync.Mutex
 	value      T
@@ -32,6 +34,14 @@ type Session[T any] struct {
 // calls onLogin (if not nil) after each login: pass Config.OnLogin for a real login, nil for a fixed credential.
 func NewSession[T any](login LoginFunc[T], refreshBefore time.Duration, onLogin func()) *Session[T] {
 	return &Session[T]{login: login, refreshBefore: refreshBefore, now: time.Now, onLogin: onLogin}
+}
+
+// NewFixedSession returns a Session holding a credential from the Secret used as it is (a token, a session
+// ID). An answer saying it expired is returned at once: sending the same credential again cannot help.
+func NewFixedSession[T any](value T) *Session[T] {
+	s := NewSession(fixedCredential(value), 0, nil)
+	s.fixed = true
+	return s
 }
 
 // Get returns the current session, logging in first when there is none or it is about to expire. The
@@ -73,7 +83,7 @@ func (s *Session[T]) Do(ctx context.Context, send func(T) (*Response, error), ex
 		return nil, err
 	}
 	resp, err := send(value)
-	if err != nil || !expired(resp) {
+	if err != nil || s.fixed || !expired(resp) {
 		return resp, err
 	}
 	s.Invalidate(gen)
@@ -86,7 +96,7 @@ func (s *Session[T]) Do(ctx context.Context, send func(T) (*Response, error), ex
 // Unauthorized is the usual expired test: HTTP 401.
 func Unauthorized(resp *Response) bool { return resp.StatusCode == http.StatusUnauthorized }
 
-// FixedCredential is a LoginFunc for a credential used as it is (a token or session ID from the Secret).
-func FixedCredential[T any](value T) LoginFunc[T] {
+// fixedCredential is the LoginFunc of a credential used as it is.
+func fixedCredential[T any](value T) LoginFunc[T] {
 	return func(context.Context) (T, time.Time, error) { return value, time.Time{}, nil }
 }

@@ -43,14 +43,14 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	a := &apiGateway{baseURL: base, project: settings.ProjectID, instance: settings.InstanceID}
 	switch authMethodOf(settings.AuthMethod, cfg.Credentials) {
 	case v1alpha1.APIGatewayAuthToken:
-		a.send = tokenSender(cfg.Client, backend.FixedCredential(cfg.Credentials.Get("token")), nil)
+		a.send = tokenSender(cfg.Client, backend.NewFixedSession(cfg.Credentials.Get("token")))
 	case v1alpha1.APIGatewayAuthPassword:
 		login, err := newPasswordLogin(cfg, base)
 		if err != nil {
 			return nil, err
 		}
 		session := backend.NewSession(login.login, tokenRefreshBefore, cfg.OnLogin)
-		a.send = tokenSender(cfg.Client, nil, session)
+		a.send = tokenSender(cfg.Client, session)
 	case v1alpha1.APIGatewayAuthAKSK:
 		a.send = signingSender(cfg.Client, settings.ProjectID, cfg.Credentials.Get("accessKey"), cfg.Credentials.Get("secretKey"))
 	default:

@@ -19,10 +19,7 @@ const tokenRefreshBefore = 15 * time.Minute
 
 // tokenSender sends requests with X-Auth-Token: a fixed token, or the token of an IAM session that is renewed
 // once when the gateway answers 401.
-func tokenSender(client *backend.Client, fixed backend.LoginFunc[string], session *backend.Session[string]) sender {
-	if session == nil {
-		session = backend.NewSession(fixed, 0, nil)
-	}
+func tokenSender(client *backend.Client, session *backend.Session[string]) sender {
 	return func(ctx context.Context, u *url.URL) (*backend.Response, error) {
 		return session.Do(ctx, func(token string) (*backend.Response, error) {
 			req, err := newGet(ctx, u)

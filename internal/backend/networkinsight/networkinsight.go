@@ -77,7 +77,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		n.session = backend.NewSession(n.login(body), refreshBefore, cfg.OnLogin)
 		n.expired = backend.Unauthorized
 	case cfg.Credentials.Has("token"):
-		n.session = backend.NewSession(backend.FixedCredential(cfg.Credentials.Get("token")), refreshBefore, nil)
+		n.session = backend.NewFixedSession(cfg.Credentials.Get("token"))
 		n.expired = func(*backend.Response) bool { return false }
 	default:
 		return nil, backend.MissingCredentials([]string{"username", "password"}, []string{"token"})

@@ -55,7 +55,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		z.session = backend.NewSession(z.login, 0, cfg.OnLogin)
 	case cfg.Credentials.Has("sessionID"):
 		z.fixed = true
-		z.session = backend.NewSession(backend.FixedCredential(cfg.Credentials.Get("sessionID")), 0, nil)
+		z.session = backend.NewFixedSession(cfg.Credentials.Get("sessionID"))
 	default:
 		return nil, backend.MissingCredentials([]string{"accountName", "password"}, []string{"sessionID"})
 	}
