@@ -100,7 +100,10 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // with backoff while it does not, except for the one task per interval that probes a failing backend.
 func (r *AsyncTaskReconciler) schedulePoll(task *v1alpha1.AsyncTask, polled pollResult, status v1alpha1.AsyncTaskStatus, now time.Time) time.Duration {
 	next := nextPollAfter(polled.interval, status, polled.outcome)
-	if polled.probe {
+	// A failure answered while another task already found the backend back (the wake-up may have come
+	// before this schedule is written) is not backed off either.
+	recovered := polled.health != nil && !polled.health.isFailing()
+	if polled.probe || recovered {
 		var retryAfter time.Duration
 		if e, ok := backend.AsError(polled.outcome.err); ok {
 			retryAfter = e.RetryAfter
@@ -120,6 +123,8 @@ type pollResult struct {
 	backendType v1alpha1.BackendType
 	// probe is true when this task probes its failing backend once per interval instead of backing off.
 	probe bool
+	// health is the backend's, nil when the backend could not be used.
+	health *backendHealth
 }
 
 // pollIfDue polls the task when its time has come or its spec changed since the last poll; a task past its
@@ -163,6 +168,7 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 	if err != nil {
 		result.outcome.err = err
 		result.probe = backend.KindOf(err) == backend.KindTransient && conn.health.failed(started, result.interval)
+		result.health = &conn.health
 		return result
 	}
 	if conn.health.succeeded() {

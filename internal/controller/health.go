@@ -31,6 +31,13 @@ func (h *backendHealth) failed(now time.Time, interval time.Duration) bool {
 	return true
 }
 
+// isFailing reports whether the last poll of the backend failed.
+func (h *backendHealth) isFailing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failing
+}
+
 // succeeded records a good poll and reports whether the backend was failing until now.
 func (h *backendHealth) succeeded() bool {
 	h.mu.Lock()
