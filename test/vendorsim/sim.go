@@ -260,19 +260,6 @@ func (s *Simulator) MaxRequestsPerSecond(since time.Time, pathPart string) int {
 	return most
 }
 
-// Requests returns how many requests arrived since the given time.
-func (s *Simulator) Requests(since time.Time) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.requestLog {
-		if !r.at.Before(since) {
-			n++
-		}
-	}
-	return n
-}
-
 // writeRaw answers a step's RawBody, for answers that are not the documented shape.
 func writeRaw(w http.ResponseWriter, step Step) {
 	status := step.HTTPStatus

@@ -281,15 +281,8 @@ func (x *expression) evalProgress(ctx context.Context, vars map[string]any) (*in
 	if err != nil || isNull(v) {
 		return nil, err
 	}
-	var f float64
-	switch n := v.(type) {
-	case types.Int:
-		f = float64(n)
-	case types.Uint:
-		f = float64(n)
-	case types.Double:
-		f = float64(n)
-	default:
+	f, ok := number(v)
+	if !ok {
 		return nil, x.wrongType(v, "a number")
 	}
 	p := backend.Percent(f)
@@ -297,6 +290,19 @@ func (x *expression) evalProgress(ctx context.Context, vars map[string]any) (*in
 		return nil, backend.Errorf(backend.KindTransient, "CEL expression %s yielded NaN, not a percent", x.field)
 	}
 	return p, nil
+}
+
+// number reads a CEL int, uint or double as a float64.
+func number(v ref.Val) (float64, bool) {
+	switch n := v.(type) {
+	case types.Int:
+		return float64(n), true
+	case types.Uint:
+		return float64(n), true
+	case types.Double:
+		return float64(n), true
+	}
+	return 0, false
 }
 
 // evalTime evaluates a time: a timestamp, an RFC 3339 string, epoch seconds or (above 1e12) milliseconds.
@@ -308,7 +314,6 @@ func (x *expression) evalTime(ctx context.Context, vars map[string]any) (*time.T
 	if err != nil || isNull(v) {
 		return nil, err
 	}
-	var f float64
 	switch t := v.(type) {
 	case types.Timestamp:
 		at := t.Time.UTC()
@@ -322,13 +327,9 @@ func (x *expression) evalTime(ctx context.Context, vars map[string]any) (*time.T
 			return nil, backend.Errorf(backend.KindTransient, "CEL expression %s yielded %q, which is not an RFC 3339 time", x.field, oneLine(string(t)))
 		}
 		return &at, nil
-	case types.Int:
-		f = float64(t)
-	case types.Uint:
-		f = float64(t)
-	case types.Double:
-		f = float64(t)
-	default:
+	}
+	f, ok := number(v)
+	if !ok {
 		return nil, x.wrongType(v, kindNames[yieldsTime])
 	}
 	at := backend.EpochTime(f)
