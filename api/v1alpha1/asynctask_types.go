@@ -52,6 +52,7 @@ type AsyncTaskSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^[^\x00-\x1F\x7F]+$`
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="taskID is immutable"
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="must not be . or .. (a task ID is sent as one path segment)"
 	TaskID string `json:"taskID"`
 
 	// PollInterval is how often to poll while the task runs; the backend's by default.
@@ -130,6 +131,9 @@ const (
 	ReasonAuthenticationFailed     = "AuthenticationFailed"
 	ReasonBackendNotFound          = "BackendNotFound"
 	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	// ReasonBackendNotAllowed: the ClusterTaskBackend's allowedNamespaces does not select the task's
+	// namespace. The task is never polled; it resumes when the selector or the namespace's labels change.
+	ReasonBackendNotAllowed = "BackendNotAllowed"
 
 	// Backend Ready reasons.
 	ReasonReady          = "Ready"
@@ -144,8 +148,9 @@ type AsyncTaskStatus struct {
 	// +optional
 	Phase TaskPhase `json:"phase,omitempty"`
 
-	// VendorStatus is the vendor's own status word, verbatim.
+	// VendorStatus is the vendor's own status word, verbatim, at most 256 characters.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	VendorStatus string `json:"vendorStatus,omitempty"`
 
 	// Progress is the percent done, when the vendor reports one; 100 once Succeeded.
@@ -154,12 +159,14 @@ type AsyncTaskStatus struct {
 	// +kubebuilder:validation:Maximum=100
 	Progress *int32 `json:"progress,omitempty"`
 
-	// Message is one line for humans: the vendor's message, or what went wrong.
+	// Message is one line for humans, at most 1,024 characters: the vendor's message, or what went wrong.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
 
-	// TaskName is the vendor's task name or type, where it has one.
+	// TaskName is the vendor's task name or type, where it has one, at most 256 characters.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	TaskName string `json:"taskName,omitempty"`
 
 	// Result is the vendor's result as JSON; omitted when over 64 KiB.

@@ -31,6 +31,7 @@ type TaskBackendSpec struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https') && url(self).getHostname().size() > 0",message="must be an http or https URL with a host"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]*://[^/?#]*@')",message="must not hold user information (user:password@): put credentials in the credentials Secret"
 	URL string `json:"url"`
 
 	// CredentialsSecretRef names the Secret that holds the credentials. The namespace is only allowed, and
@@ -62,6 +63,19 @@ type TaskBackendSpec struct {
 	// +optional
 	// +kubebuilder:default={qps: 20, burst: 40}
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
+	// MaxResponseBytes is the most of one vendor answer the operator reads; a longer answer is an error.
+	// +optional
+	// +kubebuilder:default=8388608
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=8388608
+	MaxResponseBytes *int64 `json:"maxResponseBytes,omitempty"`
+
+	// AllowedNamespaces selects, by their labels, the namespaces whose AsyncTasks may use this
+	// ClusterTaskBackend (kubernetes.io/metadata.name selects one by name); every namespace when absent. Only
+	// on ClusterTaskBackend.
+	// +optional
+	AllowedNamespaces *metav1.LabelSelector `json:"allowedNamespaces,omitempty"`
 
 	// NetworkInsight holds the login domain for type NetworkInsight.
 	// +optional
@@ -210,6 +224,7 @@ type APIGatewaySettings struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="must be an http or https URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]*://[^/?#]*@')",message="must not hold user information (user:password@): put credentials in the credentials Secret"
 	IAMURL string `json:"iamURL,omitempty"`
 
 	// DomainName is the IAM domain (account) name for password login.
@@ -483,6 +498,7 @@ type TaskBackend struct {
 	// +required
 	// +kubebuilder:validation:XValidation:rule="!has(self.credentialsSecretRef) || !has(self.credentialsSecretRef.namespace)",message="namespace is only allowed on ClusterTaskBackend: a TaskBackend reads Secrets in its own namespace",fieldPath=".credentialsSecretRef.namespace"
 	// +kubebuilder:validation:XValidation:rule="!has(self.tls) || !has(self.tls.caSecretRef) || !has(self.tls.caSecretRef.namespace)",message="namespace is only allowed on ClusterTaskBackend: a TaskBackend reads Secrets in its own namespace",fieldPath=".tls.caSecretRef.namespace"
+	// +kubebuilder:validation:XValidation:rule="!has(self.allowedNamespaces)",message="allowedNamespaces is only allowed on ClusterTaskBackend: a TaskBackend serves its own namespace only",fieldPath=".allowedNamespaces"
 	Spec TaskBackendSpec `json:"spec"`
 
 	// +optional

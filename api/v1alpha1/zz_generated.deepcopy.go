@@ -550,6 +550,16 @@ func (in *TaskBackendSpec) DeepCopyInto(out *TaskBackendSpec) {
 		*out = new(RateLimit)
 		**out = **in
 	}
+	if in.MaxResponseBytes != nil {
+		in, out := &in.MaxResponseBytes, &out.MaxResponseBytes
+		*out = new(int64)
+		**out = **in
+	}
+	if in.AllowedNamespaces != nil {
+		in, out := &in.AllowedNamespaces, &out.AllowedNamespaces
+		*out = new(v1.LabelSelector)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.NetworkInsight != nil {
 		in, out := &in.NetworkInsight, &out.NetworkInsight
 		*out = new(NetworkInsightSettings)
