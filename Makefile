@@ -74,8 +74,8 @@ demo: $(CONTROL_PLANE) ## Run the operator on an embedded default: local control
 run-local: demo ## Same as demo.
 
 .PHONY: run
-run: manifests generate ## Run the operator against the cluster of your current kubeconfig.
-	go run ./cmd
+run: manifests generate ## Run the operator against the cluster of your current kubeconfig (loopback vendors allowed).
+	go run ./cmd --taskbackend-allowed-cidrs=127.0.0.0/8,::1
 
 .PHONY: build
 build: ## Build the manager binary.

@@ -5,7 +5,11 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
+
+	"github.com/go-logr/logr"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -28,8 +32,7 @@ func main() {
 		leaderElection bool
 		watchNS        string
 		operatorOpts   controller.Options
-		deniedCIDRs    string
-		allowedCIDRs   string
+		network        networkFlags
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, "+
 		"e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
@@ -41,12 +44,11 @@ func main() {
 	flag.IntVar(&operatorOpts.Workers, "workers", 16, "How many tasks are polled at once.")
 	flag.IntVar(&operatorOpts.WorkersPerBackend, "workers-per-backend", 0, "The most workers one backend may hold "+
 		"at once, so that a slow vendor cannot delay the others; a quarter of --workers when 0.")
+	flag.IntVar(&operatorOpts.WorkersPerNamespace, "workers-per-namespace", 0, "The most workers the TaskBackends of "+
+		"one namespace may hold at once together, so that one tenant cannot starve the others; half of --workers when 0.")
 	flag.StringVar(&operatorOpts.Shard, "shard", "", "Track only AsyncTasks labelled "+controller.ShardLabel+"=<shard>; "+
 		"without it, only the tasks that carry no such label. Run one Deployment per shard to split many tasks.")
-	flag.StringVar(&deniedCIDRs, "denied-cidrs", "", "Comma-separated CIDRs backends may not connect to, besides the "+
-		"defaults (link-local and cloud metadata addresses, and the cluster's API server).")
-	flag.StringVar(&allowedCIDRs, "allowed-cidrs", "", "Comma-separated CIDRs backends may connect to even when "+
-		"denied by default; against --denied-cidrs the more specific CIDR wins.")
+	network.bind(flag.CommandLine)
 	flag.BoolVar(&operatorOpts.ForbidNamespacedBackends, "forbid-namespaced-backends", false, "Refuse TaskBackends, "+
 		"so that tasks can only use ClusterTaskBackends (which only cluster administrators create).")
 	opts := zap.Options{}
@@ -54,6 +56,7 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	setupLog := ctrl.Log.WithName("setup")
+	leaveMemoryHeadroom(setupLog)
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -74,7 +77,7 @@ func main() {
 		os.Exit(1)
 	}
 	cfg := ctrl.GetConfigOrDie()
-	if operatorOpts.Network, err = networkPolicy(deniedCIDRs, allowedCIDRs, cfg, scheme, setupLog); err != nil {
+	if operatorOpts.TaskBackendNetwork, operatorOpts.ClusterTaskBackendNetwork, err = network.policies(cfg, scheme, setupLog); err != nil {
 		setupLog.Error(err, "Invalid flags")
 		os.Exit(1)
 	}
@@ -104,6 +107,19 @@ func main() {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// leaveMemoryHeadroom lowers a GOMEMLIMIT given in bytes (as the Deployment sets it from the container's memory
+// limit) to nine tenths of it, so that what the Go runtime does not count (stacks, fragmentation, the binary)
+// fits under the limit and the collector acts before the kernel's OOM killer does.
+func leaveMemoryHeadroom(log logr.Logger) {
+	value := os.Getenv("GOMEMLIMIT")
+	limit, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || limit <= 0 {
+		return // unset, or given with a unit: taken as it is
+	}
+	debug.SetMemoryLimit(limit / 10 * 9)
+	log.Info("Memory limit set from GOMEMLIMIT, with a tenth kept as headroom", "containerLimitBytes", limit, "goMemoryLimitBytes", limit/10*9)
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"net"
 	"net/netip"
 	"net/url"
@@ -19,23 +20,94 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
 
-// networkPolicy builds the backends' network policy from the --denied-cidrs and --allowed-cidrs flags and the
-// cluster's API server addresses.
-func networkPolicy(denied, allowed string, cfg *rest.Config, scheme *runtime.Scheme, log logr.Logger) (backend.NetworkPolicy, error) {
-	var (
-		policy backend.NetworkPolicy
-		err    error
-	)
-	if policy.DeniedCIDRs, err = backend.ParseCIDRs(denied); err != nil {
-		return policy, err
+// networkFlags are the flags of the backends' network policies: --denied-cidrs and --allowed-cidrs for
+// every backend, and one pair per kind that narrows or widens that kind's defaults.
+type networkFlags struct {
+	denied, allowed                             string
+	taskBackendDenied, taskBackendAllowed       string
+	clusterBackendDenied, clusterBackendAllowed string
+}
+
+func (f *networkFlags) bind(fs *flag.FlagSet) {
+	fs.StringVar(&f.denied, "denied-cidrs", "", "Comma-separated CIDRs no backend may connect to, besides the "+
+		"defaults of each kind (see --taskbackend-denied-cidrs).")
+	fs.StringVar(&f.allowed, "allowed-cidrs", "", "Comma-separated CIDRs every backend may connect to even when "+
+		"denied by default; against a denied CIDR the more specific one wins.")
+	fs.StringVar(&f.taskBackendDenied, "taskbackend-denied-cidrs", "", "Comma-separated CIDRs TaskBackends may not "+
+		"connect to, besides their defaults: loopback, unspecified, link-local and cloud metadata addresses, the "+
+		"API server and the operator's own addresses.")
+	fs.StringVar(&f.taskBackendAllowed, "taskbackend-allowed-cidrs", "", "Comma-separated CIDRs TaskBackends may "+
+		"connect to even when denied by default (127.0.0.1/32 for a vendor on the operator's host).")
+	fs.StringVar(&f.clusterBackendDenied, "clustertaskbackend-denied-cidrs", "", "Comma-separated CIDRs "+
+		"ClusterTaskBackends may not connect to, besides their defaults: unspecified, link-local and cloud "+
+		"metadata addresses and the API server.")
+	fs.StringVar(&f.clusterBackendAllowed, "clustertaskbackend-allowed-cidrs", "", "Comma-separated CIDRs "+
+		"ClusterTaskBackends may connect to even when denied by default.")
+}
+
+// policies builds the network policy of each backend kind from the flags, the cluster's API server addresses
+// and the operator's own addresses.
+func (f *networkFlags) policies(cfg *rest.Config, scheme *runtime.Scheme, log logr.Logger) (taskBackends, clusterBackends backend.NetworkPolicy, err error) {
+	parse := func(lists ...string) ([]netip.Prefix, error) {
+		var out []netip.Prefix
+		for _, list := range lists {
+			prefixes, err := backend.ParseCIDRs(list)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, prefixes...)
+		}
+		return out, nil
 	}
-	if policy.AllowedCIDRs, err = backend.ParseCIDRs(allowed); err != nil {
-		return policy, err
+	if taskBackends.DeniedCIDRs, err = parse(f.denied, f.taskBackendDenied); err != nil {
+		return taskBackends, clusterBackends, err
 	}
-	policy.APIServerAddresses = apiServerAddresses(cfg, scheme, log)
-	log.Info("Backend network policy", "deniedByDefault", backend.DefaultDeniedCIDRs, "apiServerAddresses", policy.APIServerAddresses,
-		"deniedCIDRs", policy.DeniedCIDRs, "allowedCIDRs", policy.AllowedCIDRs)
-	return policy, nil
+	if taskBackends.AllowedCIDRs, err = parse(f.allowed, f.taskBackendAllowed); err != nil {
+		return taskBackends, clusterBackends, err
+	}
+	if clusterBackends.DeniedCIDRs, err = parse(f.denied, f.clusterBackendDenied); err != nil {
+		return taskBackends, clusterBackends, err
+	}
+	if clusterBackends.AllowedCIDRs, err = parse(f.allowed, f.clusterBackendAllowed); err != nil {
+		return taskBackends, clusterBackends, err
+	}
+	apiServer := apiServerAddresses(cfg, scheme, log)
+	taskBackends.APIServerAddresses, clusterBackends.APIServerAddresses = apiServer, apiServer
+	taskBackends.OperatorAddresses = operatorAddresses()
+	log.Info("Backend network policy", "apiServerAddresses", apiServer,
+		"taskBackendDeniedByDefault", prefixesOf(backend.TaskBackendDefaults), "operatorAddresses", taskBackends.OperatorAddresses,
+		"taskBackendDeniedCIDRs", taskBackends.DeniedCIDRs, "taskBackendAllowedCIDRs", taskBackends.AllowedCIDRs,
+		"clusterTaskBackendDeniedByDefault", prefixesOf(backend.ClusterTaskBackendDefaults),
+		"clusterTaskBackendDeniedCIDRs", clusterBackends.DeniedCIDRs, "clusterTaskBackendAllowedCIDRs", clusterBackends.AllowedCIDRs)
+	return taskBackends, clusterBackends, nil
+}
+
+func prefixesOf(ranges []backend.DefaultDeniedRange) []netip.Prefix {
+	out := make([]netip.Prefix, len(ranges))
+	for i, r := range ranges {
+		out[i] = r.Prefix
+	}
+	return out
+}
+
+// operatorAddresses are the addresses of the operator's network interfaces other than loopback (which the
+// TaskBackend defaults deny anyway): in a pod, the pod's IPs, where its metrics and probes listen.
+func operatorAddresses() []netip.Addr {
+	ifaceAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range ifaceAddrs {
+		prefix, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			continue
+		}
+		if addr := prefix.Addr().Unmap(); !addr.IsLoopback() && !addr.IsLinkLocalUnicast() && !slices.Contains(out, addr) {
+			out = append(out, addr)
+		}
+	}
+	return out
 }
 
 // apiServerAddresses finds the addresses the API server is reached at: the host of the manager's own

@@ -1,11 +1,13 @@
 package backend
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -16,29 +18,54 @@ import (
 // in the dialer on the address a connection is about to be made to, after name resolution, so a host name that
 // resolves (or re-resolves, DNS rebinding) to a denied address is refused as well as an address literal.
 
-// NetworkPolicy says which addresses backend requests may connect to. The zero value applies the defaults:
-// link-local and cloud-metadata addresses (DefaultDeniedCIDRs) are refused, loopback and everything else is
-// allowed.
+// NetworkPolicy says which addresses backend requests may connect to. Each backend kind has its own: tenants
+// own TaskBackends and administrators own ClusterTaskBackends, so the defaults differ (TaskBackendDefaults,
+// ClusterTaskBackendDefaults). The zero value applies the ClusterTaskBackend defaults.
 type NetworkPolicy struct {
+	// DefaultDenied are refused unless AllowedCIDRs allow them; ClusterTaskBackendDefaults when nil.
+	DefaultDenied []DefaultDeniedRange
+	// AllowHint names the flags that can allow a default-denied address, for the refusal message.
+	AllowHint string
 	// DeniedCIDRs are refused in addition to the defaults.
 	DeniedCIDRs []netip.Prefix
-	// AllowedCIDRs may be reached even when a default rule or an API server address would refuse them. Against
-	// DeniedCIDRs the longer (more specific) prefix wins; an equal one denies.
+	// AllowedCIDRs may be reached even when a default rule, an API server or an operator address would refuse
+	// them. Against DeniedCIDRs the longer (more specific) prefix wins; an equal one denies.
 	AllowedCIDRs []netip.Prefix
 	// APIServerAddresses are the cluster's API server addresses (the kubernetes Service ClusterIP and the API
 	// server endpoints), refused on every port: the operator's own credentials are not the backend's to use, but
 	// an anonymous request there still reveals what the API server exposes.
 	APIServerAddresses []netip.Addr
+	// OperatorAddresses are the operator's own addresses (its pod's), refused on every port so that a backend
+	// cannot reach the operator's metrics, probes or anything else listening beside it.
+	OperatorAddresses []netip.Addr
 }
 
-// DefaultDeniedCIDRs are refused unless AllowedCIDRs say otherwise: IPv4 link-local (the cloud metadata
-// services at 169.254.169.254, 169.254.170.2 and the like), IPv6 link-local, and AWS's IPv6 metadata address.
-// IPv4-mapped IPv6 forms (::ffff:169.254.169.254) are matched as the IPv4 address they map.
-var DefaultDeniedCIDRs = []netip.Prefix{
-	netip.MustParsePrefix("169.254.0.0/16"),
-	netip.MustParsePrefix("fe80::/10"),
-	netip.MustParsePrefix("fd00:ec2::254/128"),
+// DefaultDeniedRange is a range refused by default, and what it is, for the refusal message.
+type DefaultDeniedRange struct {
+	Prefix netip.Prefix
+	What   string
 }
+
+// ClusterTaskBackendDefaults are refused by default for every backend: the unspecified addresses (a
+// connection to 0.0.0.0 or :: reaches the operator's own host), link-local ranges (where the cloud metadata
+// services at 169.254.169.254, 169.254.170.2 and the like answer) and the other clouds' metadata and host
+// addresses. IPv4-mapped IPv6 forms (::ffff:169.254.169.254) are matched as the IPv4 address they map.
+var ClusterTaskBackendDefaults = []DefaultDeniedRange{
+	{netip.MustParsePrefix("0.0.0.0/8"), "the unspecified (this-host) range"},
+	{netip.MustParsePrefix("::/128"), "the unspecified address"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "a link-local or cloud-metadata range"},
+	{netip.MustParsePrefix("fe80::/10"), "a link-local or cloud-metadata range"},
+	{netip.MustParsePrefix("fd00:ec2::254/128"), "AWS's IPv6 metadata address"},
+	{netip.MustParsePrefix("100.100.100.200/32"), "Alibaba Cloud's metadata address"},
+	{netip.MustParsePrefix("168.63.129.16/32"), "Azure's host (WireServer) address"},
+}
+
+// TaskBackendDefaults are refused by default for tenant-owned TaskBackends: everything ClusterTaskBackends may
+// not reach, and loopback, where the operator's own endpoints and anything else on its host listen.
+var TaskBackendDefaults = append(slices.Clone(ClusterTaskBackendDefaults),
+	DefaultDeniedRange{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	DefaultDeniedRange{netip.MustParsePrefix("::1/128"), "loopback"},
+)
 
 // ParseCIDRs parses a comma-separated list of CIDRs or single addresses (taken as /32 or /128), as the
 // operator's --denied-cidrs and --allowed-cidrs flags give them.
@@ -88,16 +115,26 @@ type rule struct {
 // guard is a NetworkPolicy prepared for checking.
 type guard struct {
 	defaults, denied, allowed []rule
+	// hint names the flags that can allow a default-denied address.
+	hint string
 }
 
 func newGuard(p NetworkPolicy) *guard {
-	g := &guard{}
-	for _, prefix := range DefaultDeniedCIDRs {
-		g.defaults = append(g.defaults, rule{normalise(prefix), fmt.Sprintf("%s is a link-local or cloud-metadata range, denied by default", prefix)})
+	g := &guard{hint: cmp.Or(p.AllowHint, "--allowed-cidrs")}
+	defaults := p.DefaultDenied
+	if defaults == nil {
+		defaults = ClusterTaskBackendDefaults
+	}
+	for _, d := range defaults {
+		g.defaults = append(g.defaults, rule{normalise(d.Prefix), fmt.Sprintf("%s is %s, denied by default", d.Prefix, d.What)})
 	}
 	for _, addr := range p.APIServerAddresses {
 		addr = addr.Unmap().WithZone("")
 		g.defaults = append(g.defaults, rule{netip.PrefixFrom(addr, addr.BitLen()), "it is an address of the cluster's API server, denied by default"})
+	}
+	for _, addr := range p.OperatorAddresses {
+		addr = addr.Unmap().WithZone("")
+		g.defaults = append(g.defaults, rule{netip.PrefixFrom(addr, addr.BitLen()), "it is an address of the operator itself, denied by default"})
 	}
 	for _, prefix := range p.DeniedCIDRs {
 		g.denied = append(g.denied, rule{normalise(prefix), fmt.Sprintf("%s is denied by --denied-cidrs", prefix)})
@@ -139,7 +176,7 @@ func (g *guard) check(ap netip.AddrPort) error {
 		return nil
 	}
 	if deny, denied := longest(g.defaults, addr); denied {
-		return &AddressDeniedError{Address: netip.AddrPortFrom(addr, ap.Port()), Rule: deny.why + " (--allowed-cidrs can allow it)"}
+		return &AddressDeniedError{Address: netip.AddrPortFrom(addr, ap.Port()), Rule: deny.why + " (" + g.hint + " can allow it)"}
 	}
 	return nil
 }

@@ -23,11 +23,31 @@ type Session[T any] struct {
 	// fixed marks a credential used as it is: there is nothing to log in again with.
 	fixed bool
 
+	// refusalBackoff, when set, is the first wait after a refused login; see RetryRefusedLoginsAfter.
+	refusalBackoff time.Duration
+
 	mu         sync.Mutex
 	value      T
 	valid      bool
 	expiry     time.Time
 	generation uint64
+	// refused is the vendor's last refusal of a login, answered again without logging in until refusedUntil.
+	refused      error
+	refusedUntil time.Time
+	refusedWait  time.Duration
+}
+
+// MaxLoginBackoff caps the wait before a refused login is tried again.
+const MaxLoginBackoff = 5 * time.Minute
+
+// RetryRefusedLoginsAfter makes the session remember a login the vendor refused (an Authentication error, such
+// as a wrong password) and answer every poll with that refusal, without logging in, for first, then twice as
+// long after each further refusal, up to MaxLoginBackoff. Vendor accounts lock after a few failed logins, so
+// one typo in a shared Secret must not cost a login attempt per poll. A changed Secret builds a new Session,
+// which tries at once.
+func (s *Session[T]) RetryRefusedLoginsAfter(first time.Duration) *Session[T] {
+	s.refusalBackoff = first
+	return s
 }
 
 // NewSession returns a Session that logs in with login, renewing refreshBefore ahead of a stated expiry, and
@@ -52,17 +72,35 @@ func (s *Session[T]) Get(ctx context.Context) (T, uint64, error) {
 	if s.valid && (s.expiry.IsZero() || s.now().Add(s.refreshBefore).Before(s.expiry)) {
 		return s.value, s.generation, nil
 	}
+	var zero T
+	if s.refused != nil && s.now().Before(s.refusedUntil) {
+		return zero, s.generation, s.refused
+	}
 	value, expiry, err := s.login(ctx)
 	if err != nil {
-		var zero T
+		s.rememberRefusal(err)
 		return zero, s.generation, err
 	}
+	s.refused, s.refusedWait = nil, 0
 	s.value, s.expiry, s.valid = value, expiry, true
 	s.generation++
 	if s.onLogin != nil {
 		s.onLogin()
 	}
 	return s.value, s.generation, nil
+}
+
+// rememberRefusal records a refused login, doubling the wait before the next attempt.
+func (s *Session[T]) rememberRefusal(err error) {
+	if s.refusalBackoff <= 0 || KindOf(err) != KindAuthentication {
+		return // not a refusal of the credentials (the vendor is down, say): the next poll tries again
+	}
+	if s.refusedWait == 0 {
+		s.refusedWait = s.refusalBackoff
+	} else {
+		s.refusedWait = min(2*s.refusedWait, MaxLoginBackoff)
+	}
+	s.refused, s.refusedUntil = err, s.now().Add(min(s.refusedWait, MaxLoginBackoff))
 }
 
 // Invalidate drops the session of the given generation. A caller holding an older generation changes

@@ -51,6 +51,7 @@ type AsyncTaskReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile polls the task once when it is due, writes the status if it changed, and schedules the next poll.
 func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -110,7 +111,7 @@ func (r *AsyncTaskReconciler) schedulePoll(task *v1alpha1.AsyncTask, polled poll
 		}
 		next = min(next, max(withJitter(polled.interval), retryAfter))
 	}
-	r.schedule.set(task.UID, now.Add(next))
+	r.schedule.set(task.UID, now.Add(next), now.Add(withJitter(polled.interval)))
 	return next
 }
 
@@ -141,7 +142,7 @@ func (r *AsyncTaskReconciler) pollIfDue(ctx context.Context, task *v1alpha1.Asyn
 func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask) pollResult {
 	result := pollResult{done: true, interval: durationOr(task.Spec.PollInterval, defaultPollInterval)}
 	started := time.Now()
-	conn, err := r.connector.connect(ctx, backendKeyOf(task))
+	conn, err := r.connector.connect(ctx, backendKeyOf(task), task.Namespace)
 	if err != nil {
 		recordPoll("", err, time.Since(started))
 		result.outcome.err = err
@@ -156,6 +157,13 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 		return result
 	}
 	defer conn.releaseWorker()
+	if key := backendKeyOf(task); key.Kind == v1alpha1.BackendKindTaskBackend {
+		if !r.connector.namespaceWorkers.tryAcquire(key.Namespace) {
+			result.outcome.err = &backend.Error{Kind: backend.KindDeferred, RetryAfter: time.Second, Message: "all of this namespace's workers are busy"}
+			return result
+		}
+		defer r.connector.namespaceWorkers.release(key.Namespace)
+	}
 	// Bound the whole poll, a login included, so a stuck vendor never holds a worker for long.
 	pollCtx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
@@ -251,7 +259,8 @@ func (r *AsyncTaskReconciler) recordTransition(before, after *v1alpha1.AsyncTask
 	if after.Status.Phase == v1alpha1.TaskPhaseFailed || isBackendErrorReason(newReason) {
 		eventType = corev1.EventTypeWarning
 	}
-	r.Recorder.Eventf(after, nil, eventType, newReason, "Poll", "%s", after.Status.Message)
+	// An event's note is limited to 1 KiB; the message is bounded in characters, so cut it to bytes too.
+	r.Recorder.Eventf(after, nil, eventType, newReason, "Poll", "%s", backend.TruncateBytes(after.Status.Message, 1024))
 }
 
 // readyReasonOf returns the reason of the Ready condition, or "".
@@ -294,6 +303,9 @@ func (r *AsyncTaskReconciler) SetupWithManager(mgr ctrl.Manager, connector *conn
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forSecret),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		// A namespace's labels decide which ClusterTaskBackends its tasks may use (spec.allowedNamespaces).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forNamespace),
+			builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Named("asynctask").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)

@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -99,25 +101,68 @@ func (c *connection) pollInterval() time.Duration {
 // every task of a backend shares one HTTP client, rate limiter and session.
 type connector struct {
 	reader client.Reader
-	// network is the policy every backend client connects under.
-	network backend.NetworkPolicy
+	// network is the policy each kind of backend connects under.
+	network map[v1alpha1.BackendKind]backend.NetworkPolicy
 	// forbidNamespaced refuses every TaskBackend (--forbid-namespaced-backends).
 	forbidNamespaced bool
 	// workersPerBackend is how many polls of one backend may be in flight at once.
 	workersPerBackend int
 
+	// namespaceWorkers bounds the polls in flight of each namespace's TaskBackends together, so that a tenant
+	// with many slow backends cannot hold every worker either.
+	namespaceWorkers *workerShares
+
 	mu    sync.Mutex
 	conns map[backendKey]*connection
 }
 
+// workerShares hands out at most size worker slots per key.
+type workerShares struct {
+	size   int
+	mu     sync.Mutex
+	shares map[string]chan struct{}
+}
+
+// tryAcquire takes one of key's slots, or reports that all are in use.
+func (w *workerShares) tryAcquire(key string) bool {
+	w.mu.Lock()
+	share, ok := w.shares[key]
+	if !ok {
+		share = make(chan struct{}, w.size)
+		w.shares[key] = share
+	}
+	w.mu.Unlock()
+	select {
+	case share <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// release gives back a slot taken by tryAcquire.
+func (w *workerShares) release(key string) {
+	w.mu.Lock()
+	share := w.shares[key]
+	w.mu.Unlock()
+	<-share
+}
+
 func newConnector(reader client.Reader, opts Options) *connector {
-	return &connector{reader: reader, network: opts.Network, forbidNamespaced: opts.ForbidNamespacedBackends,
-		workersPerBackend: opts.workersPerBackend(), conns: map[backendKey]*connection{}}
+	network := map[v1alpha1.BackendKind]backend.NetworkPolicy{}
+	for _, kind := range []v1alpha1.BackendKind{v1alpha1.BackendKindTaskBackend, v1alpha1.BackendKindClusterTaskBackend} {
+		network[kind] = opts.networkPolicy(kind)
+	}
+	return &connector{reader: reader, network: network, forbidNamespaced: opts.ForbidNamespacedBackends,
+		workersPerBackend: opts.workersPerBackend(), conns: map[backendKey]*connection{},
+		namespaceWorkers: &workerShares{size: opts.workersPerNamespace(), shares: map[string]chan struct{}{}}}
 }
 
 // connect returns the connection for a backend, rebuilding it when the backend or a Secret it uses changed.
+// taskNamespace, when not empty, is the namespace of the task that asks: a ClusterTaskBackend whose
+// allowedNamespaces does not select it is refused (reason BackendNotAllowed) before its Secrets are read.
 // Errors are *connectError.
-func (c *connector) connect(ctx context.Context, key backendKey) (*connection, error) {
+func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace string) (*connection, error) {
 	if c.forbidNamespaced && key.Kind != v1alpha1.BackendKindClusterTaskBackend {
 		// Refused before anything is read: neither the backend nor its Secrets are looked at.
 		c.forget(key)
@@ -128,6 +173,11 @@ func (c *connector) connect(ctx context.Context, key backendKey) (*connection, e
 	if err != nil {
 		c.forget(key)
 		return nil, err
+	}
+	if taskNamespace != "" && key.Kind == v1alpha1.BackendKindClusterTaskBackend {
+		if err := c.checkAllowed(ctx, key, spec.AllowedNamespaces, taskNamespace); err != nil {
+			return nil, err
+		}
 	}
 	creds, credsVersion, err := c.credentials(ctx, key, spec)
 	if err != nil {
@@ -144,7 +194,7 @@ func (c *connector) connect(ctx context.Context, key backendKey) (*connection, e
 	if conn, ok := c.conns[key]; ok && conn.fingerprint == fingerprint {
 		return conn, nil
 	}
-	conn, err := buildConnection(spec, creds, roots, c.network)
+	conn, err := buildConnection(spec, creds, roots, c.network[key.Kind])
 	if err == nil {
 		conn.workers = make(chan struct{}, c.workersPerBackend)
 	}
@@ -191,12 +241,42 @@ func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, r
 	}
 	httpClient := backend.NewClient(opts)
 	loginsOfType := vendorLogins.WithLabelValues(typeLabel(spec.Type))
-	b, err := factory(backend.Config{Spec: spec, Credentials: creds, Client: httpClient, OnLogin: loginsOfType.Inc})
+	b, err := factory(backend.Config{Spec: spec, Credentials: creds, Client: httpClient, OnLogin: loginsOfType.Inc,
+		PollInterval: durationOr(spec.PollInterval, defaultPollInterval)})
 	if err != nil {
 		httpClient.Close()
 		return nil, &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: upperFirst(err.Error())}
 	}
 	return &connection{spec: spec, backend: b, client: httpClient}, nil
+}
+
+// checkAllowed refuses a task namespace that a ClusterTaskBackend's allowedNamespaces does not select. The
+// namespace's labels are read from a metadata-only cache of Namespaces.
+func (c *connector) checkAllowed(ctx context.Context, key backendKey, allowed *metav1.LabelSelector, namespace string) error {
+	if allowed == nil {
+		return nil
+	}
+	selector, err := metav1.LabelSelectorAsSelector(allowed)
+	if err != nil {
+		return &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: fmt.Sprintf("%s has an invalid spec.allowedNamespaces: %v", key, err)}
+	}
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := c.reader.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return &connectError{Reason: v1alpha1.ReasonUnreachable, Message: fmt.Sprintf("Cannot read namespace %s: %v", namespace, err)}
+		}
+		ns.Name = namespace // a namespace being deleted: selected by name only
+	}
+	nsLabels := labels.Set(ns.GetLabels())
+	if _, ok := nsLabels[corev1.LabelMetadataName]; !ok {
+		nsLabels = labels.Merge(nsLabels, labels.Set{corev1.LabelMetadataName: namespace})
+	}
+	if !selector.Matches(nsLabels) {
+		return &connectError{Reason: v1alpha1.ReasonBackendNotAllowed, Message: fmt.Sprintf(
+			"%s does not allow tasks of namespace %s: its spec.allowedNamespaces does not select the namespace's labels", key, namespace)}
+	}
+	return nil
 }
 
 // getBackendSpec reads the backend object.

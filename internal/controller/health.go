@@ -47,9 +47,11 @@ func (h *backendHealth) succeeded() bool {
 	return recovered
 }
 
-// wakeTasks, called when a backend answers again after failing, makes every unfinished task of a backend due now and queues it, without blocking the caller.
+// wakeTasks, called when a backend answers again after failing, brings every unfinished task of the backend
+// that backed off forward to its regular time (never earlier, so that flapping answers cannot make tasks poll
+// more often than their interval) and queues it, without blocking the caller.
 func (r *AsyncTaskReconciler) wakeTasks(ctx context.Context, key backendKey) {
-	requests := r.tasksOf.tasksOf(ctx, key)
+	requests := r.tasksOf.tasksOf(ctx, key, r.schedule.wake)
 	go func() {
 		for _, req := range requests {
 			task := &v1alpha1.AsyncTask{}

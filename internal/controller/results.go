@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
 
 const (
@@ -65,10 +66,10 @@ func (r *AsyncTaskReconciler) writeResultConfigMap(ctx context.Context, task *v1
 	return r.Update(ctx, cm)
 }
 
-// appendSentence joins two one-line messages.
+// appendSentence joins two one-line messages, within the length of a status message.
 func appendSentence(message, sentence string) string {
 	if message == "" {
 		return sentence
 	}
-	return message + "; " + sentence
+	return backend.OneLine(message+"; "+sentence, backend.MaxMessageLength)
 }

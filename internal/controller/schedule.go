@@ -37,16 +37,19 @@ func backoff(interval time.Duration, consecutiveErrors int32, retryAfter time.Du
 }
 
 // pollSchedule remembers when each task is next due, so that a reconcile that arrives early (a repeated
-// timer, a watch event) does not poll the vendor again before its time; and which tasks this process saw
-// finish, so that a reconcile from a cache that has not caught up with that status write never polls again.
+// timer, a watch event) does not poll the vendor again before its time; when it would be due without backoff
+// (its regular time), so that a backend's recovery wakes it no earlier than its own interval; and which tasks
+// this process saw finish, so that a reconcile from a cache that has not caught up with that status write
+// never polls again.
 type pollSchedule struct {
 	mu       sync.Mutex
 	due      map[types.UID]time.Time
+	regular  map[types.UID]time.Time
 	finished map[types.NamespacedName]types.UID
 }
 
 func newPollSchedule() *pollSchedule {
-	return &pollSchedule{due: map[types.UID]time.Time{}, finished: map[types.NamespacedName]types.UID{}}
+	return &pollSchedule{due: map[types.UID]time.Time{}, regular: map[types.UID]time.Time{}, finished: map[types.NamespacedName]types.UID{}}
 }
 
 // wait returns how long until the task is due; 0 when it is due or unknown.
@@ -56,10 +59,24 @@ func (s *pollSchedule) wait(uid types.UID, now time.Time) time.Duration {
 	return max(s.due[uid].Sub(now), 0)
 }
 
-func (s *pollSchedule) set(uid types.UID, at time.Time) {
+// set records when the task is due next, and when it would be without backoff.
+func (s *pollSchedule) set(uid types.UID, at, regular time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.due[uid] = at
+	if at.Before(regular) {
+		regular = at
+	}
+	s.regular[uid] = regular
+}
+
+// wake brings a backed-off task forward to its regular time (its backend answers again), never earlier.
+func (s *pollSchedule) wake(uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if regular, ok := s.regular[uid]; ok && regular.Before(s.due[uid]) {
+		s.due[uid] = regular
+	}
 }
 
 // forget makes a task due at once (its backend or Secret changed).
@@ -67,6 +84,7 @@ func (s *pollSchedule) forget(uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.due, uid)
+	delete(s.regular, uid)
 }
 
 // finish records that the task finished: it is never due again.
@@ -74,6 +92,7 @@ func (s *pollSchedule) finish(key types.NamespacedName, uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.due, uid)
+	delete(s.regular, uid)
 	s.finished[key] = uid
 }
 
@@ -89,6 +108,7 @@ func (s *pollSchedule) drop(key types.NamespacedName, uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.due, uid)
+	delete(s.regular, uid)
 	if s.finished[key] == uid || uid == "" {
 		delete(s.finished, key)
 	}

@@ -361,7 +361,7 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 	conns := newConnector(reader, Options{ForbidNamespacedBackends: true})
 
 	namespaced := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
-	_, err := conns.connect(ctx, namespaced)
+	_, err := conns.connect(ctx, namespaced, "team")
 	ce, ok := asConnectError(err)
 	g.Expect(ok).To(BeTrue(), "want a connectError, got %v", err)
 	g.Expect(ce.Reason).To(Equal(v1alpha1.ReasonInvalidConfig))
@@ -383,30 +383,44 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 	g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonReady), ready.Message)
 }
 
-// TestSecurityConnectorAppliesTheNetworkPolicy: every client the connector builds connects under the
-// operator's network policy; a refused backend is Ready=False InvalidConfig.
-func TestSecurityConnectorAppliesTheNetworkPolicy(t *testing.T) {
+// TestSecurityConnectorAppliesTheNetworkPolicyOfEachKind: every client the connector builds connects under its
+// backend kind's network policy: loopback is denied to TaskBackends by default and allowed to
+// ClusterTaskBackends; a refused backend is Ready=False InvalidConfig, naming the rule and the flag.
+func TestSecurityConnectorAppliesTheNetworkPolicyOfEachKind(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	spec := apigSpec()
-	spec.URL = simURL // loopback: allowed by default, denied below
+	spec.URL = simURL // 127.0.0.1
 	spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	clusterSpec := *spec.DeepCopy()
+	clusterSpec.CredentialsSecretRef.Namespace = "team"
 	reads := 0
 	reader := fakeReader(t, &reads,
 		&v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "apig"}, Spec: spec},
+		&v1alpha1.ClusterTaskBackend{ObjectMeta: metav1.ObjectMeta{Name: "apig"}, Spec: clusterSpec},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "creds"}, Data: map[string][]byte{"token": []byte(simToken)}},
 	)
-	key := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
+	namespaced := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
+	cluster := backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: "apig"}
+	check := func(opts Options, key backendKey) metav1.Condition {
+		ready, _ := (&BackendReconciler{Kind: key.Kind, connector: newConnector(reader, opts)}).check(ctx, key)
+		return ready
+	}
 
-	allowed := &BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: newConnector(reader, Options{})}
-	allowedReady, _ := allowed.check(ctx, key)
-	g.Expect(allowedReady.Reason).To(Equal(v1alpha1.ReasonReady))
-
-	policy := backend.NetworkPolicy{DeniedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
-	denied := &BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: newConnector(reader, Options{Network: policy})}
-	ready, _ := denied.check(ctx, key)
+	ready := check(Options{}, namespaced)
 	g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidConfig), ready.Message)
 	g.Expect(ready.Message).To(ContainSubstring("network policy refuses to connect"))
+	g.Expect(ready.Message).To(ContainSubstring("127.0.0.0/8 is loopback, denied by default (--allowed-cidrs or --taskbackend-allowed-cidrs can allow it)"))
+
+	ready = check(Options{}, cluster)
+	g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonReady), "loopback is allowed to ClusterTaskBackends by default: %s", ready.Message)
+
+	ready = check(withTestNetwork(Options{}), namespaced)
+	g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonReady), "allowed wins over a default rule: %s", ready.Message)
+
+	narrowed := Options{ClusterTaskBackendNetwork: backend.NetworkPolicy{DeniedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
+	ready = check(narrowed, cluster)
+	g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidConfig), ready.Message)
 	g.Expect(ready.Message).To(ContainSubstring("127.0.0.0/8 is denied by --denied-cidrs"))
 }
 
@@ -422,7 +436,7 @@ func TestCrossNamespaceSecretRefIsIgnoredByTheConnector(t *testing.T) {
 		&v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: "attacker", Name: "apig"}, Spec: spec},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "victim", Name: "creds"}, Data: map[string][]byte{"token": []byte(simToken)}},
 	)
-	_, err := newConnector(reader, Options{}).connect(context.Background(), backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "attacker", Name: "apig"})
+	_, err := newConnector(reader, Options{}).connect(context.Background(), backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "attacker", Name: "apig"}, "attacker")
 	ce, ok := asConnectError(err)
 	g.Expect(ok).To(BeTrue(), "want a connectError, got %v", err)
 	g.Expect(ce.Reason).To(Equal(v1alpha1.ReasonSecretNotFound))

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
+	"slices"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -16,8 +18,10 @@ type Options struct {
 	// Shard, when set, makes this operator track only the AsyncTasks labelled ShardLabel=Shard; when empty,
 	// only those without the label. Several operators with different shards split the tasks between them.
 	Shard string
-	// Network limits which addresses backends may reach (see backend.NetworkPolicy).
-	Network backend.NetworkPolicy
+	// TaskBackendNetwork and ClusterTaskBackendNetwork limit which addresses each kind of backend may reach
+	// (see backend.NetworkPolicy); where DefaultDenied is nil, the kind's defaults apply
+	// (backend.TaskBackendDefaults, backend.ClusterTaskBackendDefaults).
+	TaskBackendNetwork, ClusterTaskBackendNetwork backend.NetworkPolicy
 	// ForbidNamespacedBackends refuses TaskBackends, so that only admin-owned ClusterTaskBackends are used.
 	ForbidNamespacedBackends bool
 	// FieldOwner names this operator instance in managedFields; "asynctask-operator" when empty.
@@ -28,13 +32,48 @@ type Options struct {
 	// WorkersPerBackend caps how many of the workers one backend may hold at once, so that a slow vendor
 	// cannot starve the others; a quarter of Workers (at least 1) when 0.
 	WorkersPerBackend int
+	// WorkersPerNamespace caps how many of the workers the TaskBackends of one namespace may hold at once
+	// together, so that one tenant cannot starve the others with many slow backends; half of Workers (at
+	// least 1) when 0. ClusterTaskBackends are bounded by WorkersPerBackend only.
+	WorkersPerNamespace int
 }
 
 // defaultWorkers is how many tasks are polled at once by default: polls mostly wait on vendors, so more
 // workers than cores keep a large number of tasks on schedule (see docs/performance.md).
 const defaultWorkers = 16
 
+// networkPolicy returns the network policy of a kind of backend, with the kind's defaults filled in.
+func (o Options) networkPolicy(kind v1alpha1.BackendKind) backend.NetworkPolicy {
+	if kind == v1alpha1.BackendKindClusterTaskBackend {
+		p := o.ClusterTaskBackendNetwork
+		if p.DefaultDenied == nil {
+			p.DefaultDenied = backend.ClusterTaskBackendDefaults
+		}
+		p.AllowHint = cmp.Or(p.AllowHint, "--allowed-cidrs or --clustertaskbackend-allowed-cidrs")
+		return p
+	}
+	p := o.TaskBackendNetwork
+	if p.DefaultDenied == nil {
+		p.DefaultDenied = backend.TaskBackendDefaults
+	}
+	p.AllowHint = cmp.Or(p.AllowHint, "--allowed-cidrs or --taskbackend-allowed-cidrs")
+	return p
+}
+
+// WithLoopbackAllowed returns o with loopback allowed to every backend, for an operator run next to a vendor
+// simulator on the same host (the demo, the benchmark, make run): TaskBackends may not reach loopback by default.
+func (o Options) WithLoopbackAllowed() Options {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	o.TaskBackendNetwork.AllowedCIDRs = append(slices.Clone(o.TaskBackendNetwork.AllowedCIDRs), loopback...)
+	o.ClusterTaskBackendNetwork.AllowedCIDRs = append(slices.Clone(o.ClusterTaskBackendNetwork.AllowedCIDRs), loopback...)
+	return o
+}
+
 func (o Options) workers() int { return cmp.Or(o.Workers, defaultWorkers) }
+
+func (o Options) workersPerNamespace() int {
+	return cmp.Or(o.WorkersPerNamespace, max(1, o.workers()/2))
+}
 
 func (o Options) workersPerBackend() int { return cmp.Or(o.WorkersPerBackend, max(1, o.workers()/4)) }
 

@@ -42,7 +42,7 @@ func startOperator(t *testing.T, opts Options, leaderElection bool, watchNamespa
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := SetupWithManager(ctx, mgr, opts); err != nil {
+	if err := SetupWithManager(ctx, mgr, withTestNetwork(opts)); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})

@@ -76,6 +76,10 @@ func statusFromOutcome(task *v1alpha1.AsyncTask, outcome pollOutcome, now time.T
 // applyObservation copies a vendor observation into the status and returns the failure reason when the vendor
 // says the task failed.
 func applyObservation(st *v1alpha1.AsyncTaskStatus, obs backend.Observation, now metav1.Time) string {
+	// Bounded before comparing, so that a long status word compares equal to the one stored.
+	obs.VendorStatus = backend.Truncate(obs.VendorStatus, backend.MaxWordLength)
+	obs.TaskName = backend.OneLine(obs.TaskName, backend.MaxWordLength)
+	obs.Message = backend.OneLine(obs.Message, backend.MaxMessageLength)
 	if st.LastProgressTime == nil || obs.VendorStatus != st.VendorStatus || !equalProgress(obs.Progress, st.Progress) {
 		st.LastProgressTime = &now
 	}
@@ -108,15 +112,19 @@ func applyObservation(st *v1alpha1.AsyncTaskStatus, obs backend.Observation, now
 // applyError records a failed pass, keeping the last good observation. It returns the failure reason when the
 // error ends the task, or else the reason the task is waiting.
 func applyError(st *v1alpha1.AsyncTaskStatus, err error) (failureReason, waitingReason string) {
-	st.ConsecutiveErrors++
 	st.Message = errorMessage(err)
 	if ce, ok := asConnectError(err); ok {
 		st.ConsecutiveNotFound = 0
+		if ce.Reason == v1alpha1.ReasonBackendNotAllowed {
+			return "", v1alpha1.ReasonBackendNotAllowed // nothing was asked of the vendor: not a backend error
+		}
+		st.ConsecutiveErrors++
 		if ce.Reason == v1alpha1.ReasonBackendNotFound {
 			return "", v1alpha1.ReasonBackendNotFound
 		}
 		return "", v1alpha1.ReasonBackendUnavailable
 	}
+	st.ConsecutiveErrors++
 	kind := backend.KindOf(err)
 	if kind != backend.KindNotFound {
 		st.ConsecutiveNotFound = 0
@@ -144,7 +152,7 @@ func errorMessage(err error) string {
 	if err == nil {
 		return "Unknown error"
 	}
-	msg := err.Error()
+	msg := backend.OneLine(err.Error(), backend.MaxMessageLength)
 	if msg == "" {
 		return "Unknown error"
 	}
@@ -230,6 +238,7 @@ func setConditions(st *v1alpha1.AsyncTaskStatus, task *v1alpha1.AsyncTask, failu
 			Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: gen,
 		})
 	}
+	st.Message = backend.OneLine(st.Message, backend.MaxMessageLength)
 	message := st.Message
 	switch st.Phase {
 	case v1alpha1.TaskPhaseSucceeded:
@@ -258,8 +267,14 @@ func setConditions(st *v1alpha1.AsyncTaskStatus, task *v1alpha1.AsyncTask, failu
 				v1alpha1.TaskPhasePending: "waiting to start", v1alpha1.TaskPhaseRunning: "running"}[st.Phase])
 		}
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
-		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, message)
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionFinished)
+		if reason == v1alpha1.ReasonBackendNotAllowed {
+			// Not polled until the backend's selector or the namespace's labels change: stalled, not finished.
+			set(v1alpha1.ConditionStalled, metav1.ConditionTrue, reason, message)
+			meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionReconciling)
+			return
+		}
+		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, message)
 		if progressDeadlineExceeded(task, st, now) {
 			set(v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonProgressDeadlineExceeded,
 				fmt.Sprintf("Neither progress nor vendor status changed for progressDeadlineSeconds (%ds)", *task.Spec.ProgressDeadlineSeconds))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,6 +43,13 @@ var (
 )
 
 const simToken = "test-token-value"
+
+// withTestNetwork allows TaskBackends to reach the vendor simulator on 127.0.0.1 and nothing else of loopback,
+// as the demo and make run do: loopback is denied to TaskBackends by default.
+func withTestNetwork(opts Options) Options {
+	opts.TaskBackendNetwork.AllowedCIDRs = append(opts.TaskBackendNetwork.AllowedCIDRs, netip.MustParsePrefix("127.0.0.1/32"))
+	return opts
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
@@ -113,7 +121,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := SetupWithManager(ctx, mgr, Options{}); err != nil {
+	if err := SetupWithManager(ctx, mgr, withTestNetwork(Options{})); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

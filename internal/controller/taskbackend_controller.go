@@ -68,9 +68,10 @@ func (r *BackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 // wait when the request could not be sent yet.
 func (r *BackendReconciler) check(ctx context.Context, key backendKey) (metav1.Condition, time.Duration) {
 	notReady := func(reason, message string) metav1.Condition {
-		return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: message}
+		return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
+			Message: backend.OneLine(message, backend.MaxMessageLength)}
 	}
-	conn, err := r.connector.connect(ctx, key)
+	conn, err := r.connector.connect(ctx, key, "")
 	if err != nil {
 		ce, _ := asConnectError(err)
 		return notReady(ce.Reason, ce.Message), 0

@@ -103,6 +103,19 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 		}), []string{"spec.trafficOps.apiVersion"}},
 		"API Gateway project ID with a slash": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.APIGateway.ProjectID = "p/../x" }),
 			[]string{"spec.apiGateway.projectID"}},
+		"taskID ..": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TaskID = ".." }), []string{"spec.taskID", "must not be . or .."}},
+		"taskID .":  {task(func(t *v1alpha1.AsyncTask) { t.Spec.TaskID = "." }), []string{"spec.taskID", "must not be . or .."}},
+		"URL with user information": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.URL = "https://admin:secret@apig.example.com" }),
+			[]string{"spec.url", "must not hold user information"}},
+		"IAM URL with user information": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.APIGateway.IAMURL = "https://u@iam.example.com" }),
+			[]string{"spec.apiGateway.iamURL", "must not hold user information"}},
+		"allowedNamespaces on a TaskBackend": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.AllowedNamespaces = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}
+		}), []string{"spec.allowedNamespaces", "only allowed on ClusterTaskBackend"}},
+		"response limit over 8 MiB": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.MaxResponseBytes = ptr.To[int64](9 << 20) }),
+			[]string{"spec.maxResponseBytes"}},
+		"response limit under 1 KiB": {taskBackend(func(s *v1alpha1.TaskBackendSpec) { s.MaxResponseBytes = ptr.To[int64](10) }),
+			[]string{"spec.maxResponseBytes"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

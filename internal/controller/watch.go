@@ -90,18 +90,39 @@ func (m *taskMapper) forBackend(ctx context.Context, obj client.Object) []reconc
 	if _, ok := obj.(*v1alpha1.ClusterTaskBackend); ok {
 		key = backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: obj.GetName()}
 	}
-	return m.tasksOf(ctx, key)
+	return m.tasksOf(ctx, key, m.schedule.forget)
 }
 
 func (m *taskMapper) forSecret(ctx context.Context, obj client.Object) []reconcile.Request {
 	var requests []reconcile.Request
 	for _, key := range backendsUsingSecret(ctx, m.client, obj) {
-		requests = append(requests, m.tasksOf(ctx, key)...)
+		requests = append(requests, m.tasksOf(ctx, key, m.schedule.forget)...)
 	}
 	return requests
 }
 
-func (m *taskMapper) tasksOf(ctx context.Context, key backendKey) []reconcile.Request {
+// forNamespace maps a namespace whose labels changed to its unfinished tasks on ClusterTaskBackends, whose
+// allowedNamespaces may now select it or no longer.
+func (m *taskMapper) forNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	tasks := &v1alpha1.AsyncTaskList{}
+	if err := m.client.List(ctx, tasks, client.InNamespace(obj.GetName())); err != nil {
+		log.FromContext(ctx).Error(err, "Cannot list the tasks of a namespace", "namespace", obj.GetName())
+		return nil
+	}
+	var requests []reconcile.Request
+	for _, t := range tasks.Items {
+		if t.Spec.BackendRef.Kind != v1alpha1.BackendKindClusterTaskBackend || t.Status.Phase.Finished() {
+			continue
+		}
+		m.schedule.forget(t.UID)
+		requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: t.Namespace, Name: t.Name}})
+	}
+	return requests
+}
+
+// tasksOf returns the unfinished tasks of a backend, after rescheduling each with reschedule (forget: due at
+// once; wake: due at its regular time).
+func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule func(types.UID)) []reconcile.Request {
 	tasks := &v1alpha1.AsyncTaskList{}
 	opts := []client.ListOption{client.MatchingFields{taskBackendIndex: key.String()}}
 	if key.Namespace != "" {
@@ -116,7 +137,7 @@ func (m *taskMapper) tasksOf(ctx context.Context, key backendKey) []reconcile.Re
 		if t.Status.Phase.Finished() {
 			continue
 		}
-		m.schedule.forget(t.UID)
+		reschedule(t.UID)
 		requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: t.Namespace, Name: t.Name}})
 	}
 	return requests

@@ -97,7 +97,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	mgrCtx, stopManager := context.WithCancel(ctx)
 	defer stopManager()
-	if err := controller.SetupWithManager(mgrCtx, mgr, controller.Options{}); err != nil {
+	if err := controller.SetupWithManager(mgrCtx, mgr, controller.Options{}.WithLoopbackAllowed()); err != nil {
 		return err
 	}
 	mgrDone := make(chan error, 1)

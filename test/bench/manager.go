@@ -61,7 +61,7 @@ func runManager(kubeconfig string, concurrency int) error {
 		return err
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controller.SetupWithManager(ctx, mgr, controller.Options{Workers: concurrency}); err != nil {
+	if err := controller.SetupWithManager(ctx, mgr, controller.Options{Workers: concurrency}.WithLoopbackAllowed()); err != nil {
 		return err
 	}
 	usr1 := make(chan os.Signal, 1)

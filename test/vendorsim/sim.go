@@ -310,3 +310,16 @@ func Serve(t testing.TB, creds Credentials) (*Simulator, string) {
 	t.Cleanup(server.Close)
 	return sim, server.URL
 }
+
+// Requests counts the requests since the given time whose path contains pathPart.
+func (s *Simulator) Requests(since time.Time, pathPart string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requestLog {
+		if !r.at.Before(since) && strings.Contains(r.path, pathPart) {
+			n++
+		}
+	}
+	return n
+}

@@ -174,7 +174,7 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 			return "", time.Time{}, a.loginError(err)
 		}
 		return a.readLogin(ctx, resp, token)
-	}, 0, a.logins.inc)
+	}, 0, a.logins.inc).RetryRefusedLoginsAfter(cfg.PollInterval)
 	return nil
 }
 

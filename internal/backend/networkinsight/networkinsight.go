@@ -74,7 +74,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		if err != nil {
 			return nil, backend.Errorf(backend.KindInvalidConfig, "cannot encode the login request")
 		}
-		n.session = backend.NewSession(n.login(body), refreshBefore, cfg.OnLogin)
+		n.session = backend.NewSession(n.login(body), refreshBefore, cfg.OnLogin).RetryRefusedLoginsAfter(cfg.PollInterval)
 		n.expired = backend.Unauthorized
 	case cfg.Credentials.Has("token"):
 		n.session = backend.NewFixedSession(cfg.Credentials.Get("token"))

@@ -81,7 +81,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		if cfg.OnLogin != nil {
 			cfg.OnLogin()
 		}
-	})
+	}).RetryRefusedLoginsAfter(cfg.PollInterval)
 	return t, nil
 }
 
