@@ -293,7 +293,7 @@ func (r *AsyncTaskReconciler) SetupWithManager(mgr ctrl.Manager, connector *conn
 		Watches(&v1alpha1.ClusterTaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forSecret),
-			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{}), builder.OnlyMetadata).
 		Named("asynctask").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)

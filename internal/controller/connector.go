@@ -99,6 +99,8 @@ func (c *connection) pollInterval() time.Duration {
 // every task of a backend shares one HTTP client, rate limiter and session.
 type connector struct {
 	reader client.Reader
+	// secrets reads Secrets; never read them through reader, which would cache every Secret of the cluster.
+	secrets *secretReader
 	// network is the policy every backend client connects under.
 	network backend.NetworkPolicy
 	// forbidNamespaced refuses every TaskBackend (--forbid-namespaced-backends).
@@ -110,8 +112,8 @@ type connector struct {
 	conns map[backendKey]*connection
 }
 
-func newConnector(reader client.Reader, opts Options) *connector {
-	return &connector{reader: reader, network: opts.Network, forbidNamespaced: opts.ForbidNamespacedBackends,
+func newConnector(reader client.Reader, secrets *secretReader, opts Options) *connector {
+	return &connector{reader: reader, secrets: secrets, network: opts.Network, forbidNamespaced: opts.ForbidNamespacedBackends,
 		workersPerBackend: opts.workersPerBackend(), conns: map[backendKey]*connection{}}
 }
 
@@ -263,8 +265,8 @@ func (c *connector) rootCAs(ctx context.Context, key backendKey, spec v1alpha1.T
 }
 
 func (c *connector) getSecret(ctx context.Context, namespace, name, purpose string) (*corev1.Secret, error) {
-	secret := &corev1.Secret{}
-	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
+	secret, err := c.secrets.Get(ctx, namespace, name)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &connectError{Reason: v1alpha1.ReasonSecretNotFound,
 				Message: fmt.Sprintf("%s Secret %s/%s not found", purpose, namespace, name)}

@@ -358,7 +358,7 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 		&v1alpha1.ClusterTaskBackend{ObjectMeta: metav1.ObjectMeta{Name: "apig"}, Spec: clusterSpec},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: "creds"}, Data: map[string][]byte{"token": []byte(simToken)}},
 	)
-	conns := newConnector(reader, Options{ForbidNamespacedBackends: true})
+	conns := newConnector(reader, newSecretReader(reader, reader), Options{ForbidNamespacedBackends: true})
 
 	namespaced := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
 	_, err := conns.connect(ctx, namespaced)
@@ -398,12 +398,12 @@ func TestSecurityConnectorAppliesTheNetworkPolicy(t *testing.T) {
 	)
 	key := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
 
-	allowed := &BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: newConnector(reader, Options{})}
+	allowed := &BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: newConnector(reader, newSecretReader(reader, reader), Options{})}
 	allowedReady, _ := allowed.check(ctx, key)
 	g.Expect(allowedReady.Reason).To(Equal(v1alpha1.ReasonReady))
 
 	policy := backend.NetworkPolicy{DeniedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
-	denied := &BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: newConnector(reader, Options{Network: policy})}
+	denied := &BackendReconciler{Kind: v1alpha1.BackendKindTaskBackend, connector: newConnector(reader, newSecretReader(reader, reader), Options{Network: policy})}
 	ready, _ := denied.check(ctx, key)
 	g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidConfig), ready.Message)
 	g.Expect(ready.Message).To(ContainSubstring("network policy refuses to connect"))
@@ -422,7 +422,7 @@ func TestCrossNamespaceSecretRefIsIgnoredByTheConnector(t *testing.T) {
 		&v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: "attacker", Name: "apig"}, Spec: spec},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "victim", Name: "creds"}, Data: map[string][]byte{"token": []byte(simToken)}},
 	)
-	_, err := newConnector(reader, Options{}).connect(context.Background(), backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "attacker", Name: "apig"})
+	_, err := newConnector(reader, newSecretReader(reader, reader), Options{}).connect(context.Background(), backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "attacker", Name: "apig"})
 	ce, ok := asConnectError(err)
 	g.Expect(ok).To(BeTrue(), "want a connectError, got %v", err)
 	g.Expect(ce.Reason).To(Equal(v1alpha1.ReasonSecretNotFound))
