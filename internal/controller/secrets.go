@@ -5,12 +5,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // secretIdleEviction is how long a Secret no backend read stays in the secretReader. Referenced Secrets are
@@ -70,7 +72,7 @@ func (r *secretReader) Get(ctx context.Context, namespace, name string) (*corev1
 		return secret, nil
 	}
 	secret := &corev1.Secret{}
-	if err := r.live.Get(ctx, key, secret); err != nil {
+	if err := r.live.Get(withoutBodyLogs(ctx), key, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.drop(key)
 		}
@@ -81,6 +83,42 @@ func (r *secretReader) Get(ctx context.Context, namespace, name string) (*corev1
 	secret.ManagedFields = nil
 	r.store(key, secret)
 	return secret.DeepCopy(), nil
+}
+
+// bodyLogLevel is the verbosity at which client-go logs request and response bodies; the body of a Secret
+// GET holds the Secret's values.
+const bodyLogLevel = 8
+
+// withoutBodyLogs returns ctx with its logger capped below bodyLogLevel, for reading a Secret from the API
+// server: client-go logs through the context's logger, and at --zap-log-level=8 or more it would write the
+// Secret's values into the operator's log.
+func withoutBodyLogs(ctx context.Context) context.Context {
+	logger := log.FromContext(ctx)
+	if logger.GetSink() == nil {
+		return ctx
+	}
+	return log.IntoContext(ctx, logger.WithSink(cappedLogSink{logger.GetSink()}))
+}
+
+// cappedLogSink drops the messages at bodyLogLevel or more verbose.
+type cappedLogSink struct{ logr.LogSink }
+
+func (s cappedLogSink) Enabled(level int) bool {
+	return level < bodyLogLevel && s.LogSink.Enabled(level)
+}
+
+func (s cappedLogSink) Info(level int, msg string, keysAndValues ...any) {
+	if level < bodyLogLevel {
+		s.LogSink.Info(level, msg, keysAndValues...)
+	}
+}
+
+func (s cappedLogSink) WithValues(keysAndValues ...any) logr.LogSink {
+	return cappedLogSink{s.LogSink.WithValues(keysAndValues...)}
+}
+
+func (s cappedLogSink) WithName(name string) logr.LogSink {
+	return cappedLogSink{s.LogSink.WithName(name)}
 }
 
 // stored returns a copy of the stored Secret if it is the version current describes.
