@@ -78,8 +78,8 @@ func (r *secretReader) Get(ctx context.Context, namespace, name string) (*corev1
 		}
 		return nil, err
 	}
-	// Stored as read, even when newer than the metadata cache: the next Get then reads once more until the
-	// cache catches up, which is cheaper than comparing resourceVersions, which are opaque.
+	// Stored as read, even if newer than the metadata cache (resourceVersions are opaque: which is newer
+	// cannot be told); until the cache catches up, a Get costs one more read.
 	secret.ManagedFields = nil
 	r.store(key, secret)
 	return secret.DeepCopy(), nil
