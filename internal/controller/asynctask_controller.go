@@ -302,7 +302,7 @@ func (r *AsyncTaskReconciler) SetupWithManager(mgr ctrl.Manager, connector *conn
 		Watches(&v1alpha1.ClusterTaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forSecret),
-			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{}), builder.OnlyMetadata).
 		// A namespace's labels decide which ClusterTaskBackends its tasks may use (spec.allowedNamespaces).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forNamespace),
 			builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).

@@ -16,17 +16,20 @@ import (
 const ShardLabel = "tasks.asynctask.dev/shard"
 
 // CacheOptions returns the manager cache settings for opts: only the AsyncTasks of the shard are cached (and
-// so reconciled), only the given namespaces are watched when any are given, and managed fields are dropped
-// from every cached object to save memory.
+// so reconciled), only the given namespaces are watched when any are given, managed fields are dropped
+// from every cached object to save memory, and Secrets are cached as their identity only (see
+// secretMetadataCache).
 func CacheOptions(opts Options, watchNamespaces []string) (cache.Options, error) {
 	shard, err := shardSelector(opts.Shard)
 	if err != nil {
 		return cache.Options{}, err
 	}
+	secrets, secretsConfig := secretMetadataCache()
 	out := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&v1alpha1.AsyncTask{}: {Label: shard},
+			secrets:               secretsConfig,
 		},
 	}
 	if len(watchNamespaces) > 0 {

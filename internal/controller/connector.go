@@ -101,6 +101,8 @@ func (c *connection) pollInterval() time.Duration {
 // every task of a backend shares one HTTP client, rate limiter and session.
 type connector struct {
 	reader client.Reader
+	// secrets reads Secrets; never read them through reader, which would cache every Secret of the cluster.
+	secrets *secretReader
 	// network is the policy each kind of backend connects under.
 	network map[v1alpha1.BackendKind]backend.NetworkPolicy
 	// forbidNamespaced refuses every TaskBackend (--forbid-namespaced-backends).
@@ -148,12 +150,12 @@ func (w *workerShares) release(key string) {
 	<-share
 }
 
-func newConnector(reader client.Reader, opts Options) *connector {
+func newConnector(reader client.Reader, secrets *secretReader, opts Options) *connector {
 	network := map[v1alpha1.BackendKind]backend.NetworkPolicy{}
 	for _, kind := range []v1alpha1.BackendKind{v1alpha1.BackendKindTaskBackend, v1alpha1.BackendKindClusterTaskBackend} {
 		network[kind] = opts.networkPolicy(kind)
 	}
-	return &connector{reader: reader, network: network, forbidNamespaced: opts.ForbidNamespacedBackends,
+	return &connector{reader: reader, secrets: secrets, network: network, forbidNamespaced: opts.ForbidNamespacedBackends,
 		workersPerBackend: opts.workersPerBackend(), conns: map[backendKey]*connection{},
 		namespaceWorkers: &workerShares{size: opts.workersPerNamespace(), shares: map[string]chan struct{}{}}}
 }
@@ -343,8 +345,8 @@ func (c *connector) rootCAs(ctx context.Context, key backendKey, spec v1alpha1.T
 }
 
 func (c *connector) getSecret(ctx context.Context, namespace, name, purpose string) (*corev1.Secret, error) {
-	secret := &corev1.Secret{}
-	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
+	secret, err := c.secrets.Get(ctx, namespace, name)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &connectError{Reason: v1alpha1.ReasonSecretNotFound,
 				Message: fmt.Sprintf("%s Secret %s/%s not found", purpose, namespace, name)}

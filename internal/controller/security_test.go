@@ -358,7 +358,7 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 		&v1alpha1.ClusterTaskBackend{ObjectMeta: metav1.ObjectMeta{Name: "apig"}, Spec: clusterSpec},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: "creds"}, Data: map[string][]byte{"token": []byte(simToken)}},
 	)
-	conns := newConnector(reader, Options{ForbidNamespacedBackends: true})
+	conns := newConnector(reader, newSecretReader(reader, reader), Options{ForbidNamespacedBackends: true})
 
 	namespaced := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
 	_, err := conns.connect(ctx, namespaced, "team")
@@ -403,7 +403,7 @@ func TestSecurityConnectorAppliesTheNetworkPolicyOfEachKind(t *testing.T) {
 	namespaced := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
 	cluster := backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: "apig"}
 	check := func(opts Options, key backendKey) metav1.Condition {
-		ready, _ := (&BackendReconciler{Kind: key.Kind, connector: newConnector(reader, opts)}).check(ctx, key)
+		ready, _ := (&BackendReconciler{Kind: key.Kind, connector: newConnector(reader, newSecretReader(reader, reader), opts)}).check(ctx, key)
 		return ready
 	}
 
@@ -436,7 +436,7 @@ func TestCrossNamespaceSecretRefIsIgnoredByTheConnector(t *testing.T) {
 		&v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: "attacker", Name: "apig"}, Spec: spec},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "victim", Name: "creds"}, Data: map[string][]byte{"token": []byte(simToken)}},
 	)
-	_, err := newConnector(reader, Options{}).connect(context.Background(), backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "attacker", Name: "apig"}, "attacker")
+	_, err := newConnector(reader, newSecretReader(reader, reader), Options{}).connect(context.Background(), backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "attacker", Name: "apig"}, "attacker")
 	ce, ok := asConnectError(err)
 	g.Expect(ok).To(BeTrue(), "want a connectError, got %v", err)
 	g.Expect(ce.Reason).To(Equal(v1alpha1.ReasonSecretNotFound))

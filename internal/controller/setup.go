@@ -84,7 +84,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		return err
 	}
 	registerMetrics(mgr.GetClient())
-	conns := newConnector(mgr.GetClient(), opts)
+	conns := newConnector(mgr.GetClient(), newSecretReader(mgr.GetClient(), mgr.GetAPIReader()), opts)
 	tasks := &AsyncTaskReconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),

@@ -116,7 +116,7 @@ func (r *BackendReconciler) SetupWithManager(mgr ctrl.Manager, connector *connec
 	return ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretToBackends(r.Kind, mgr.GetClient())),
-			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{}), builder.OnlyMetadata).
 		Named(strings.ToLower(string(r.Kind))).
 		Complete(r)
 }

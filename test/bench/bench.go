@@ -157,6 +157,9 @@ func run(cfg config) (err error) {
 	if err := b.warmUp(ctx, mgr1); err != nil {
 		return err
 	}
+	if cfg.unrelatedSecretsMiB > 0 {
+		return b.unrelatedSecrets(ctx, c, mgr1)
+	}
 	if err := b.steady(ctx, mgr1); err != nil {
 		return err
 	}

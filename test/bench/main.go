@@ -13,6 +13,10 @@
 //  4. finish: a fraction of the tasks finishes at known, staggered times; detection latency;
 //  5. slow backend: every API Gateway request takes 5 s; the poll interval the other backends achieve.
 //
+// With -unrelated-secrets-mib N, phases 2 to 5 are replaced by one: N MiB of Secrets that no backend uses are
+// created in another namespace, and the manager's RSS before and after is printed (an operator that caches
+// every Secret of the cluster grows by about N MiB).
+//
 // Setup (the control plane, creating the objects) is not measured. `make bench` runs it; see
 // docs/performance.md for the results and how to read them.
 package main
@@ -37,6 +41,9 @@ type config struct {
 	createWorkers  int
 	repoRoot       string
 	out            string
+
+	// unrelatedSecretsMiB, when not 0, replaces phases 2 to 5 by the unrelated-Secrets scenario.
+	unrelatedSecretsMiB int
 }
 
 func main() {
@@ -53,6 +60,9 @@ func main() {
 	flag.Float64Var(&cfg.finishFraction, "finish-fraction", 0.2, "fraction of the tasks that finish in the finish phase")
 	flag.DurationVar(&cfg.slowDelay, "slow-delay", 5*time.Second, "how long every request to the slow backend takes")
 	flag.IntVar(&cfg.createWorkers, "create-workers", 16, "concurrent workers creating the objects (setup, not measured)")
+	flag.IntVar(&cfg.unrelatedSecretsMiB, "unrelated-secrets-mib", 0, "after the warm-up, create this many MiB of "+
+		"Secrets no backend uses (256 KiB each, in another namespace) and print the manager's RSS and heap before and "+
+		"after, instead of phases 2 to 5")
 	flag.StringVar(&cfg.repoRoot, "repo", ".", "repository root: holds bin/ and config/crd/bases")
 	flag.StringVar(&cfg.out, "out", "", "also write the results table (Markdown) to this file")
 	flag.Parse()
