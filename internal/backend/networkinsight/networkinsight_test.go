@@ -300,7 +300,8 @@ func TestRequestsAreTheDocumentedOnes(t *testing.T) {
 			t.Cleanup(server.Close)
 			creds := backend.Credentials{"username": []byte("sim-user"), "password": []byte(`p"w`)}
 			b := newBackend(t, server.URL+"/base/", creds, tc.settings)
-			for _, id := range []string{dottedID, "a/b?c#d", "..", "100%"} {
+			// ".." is refused before anything is sent: TestHostileTaskIDsNeverLeaveTheTaskPath.
+			for _, id := range []string{dottedID, "a/b?c#d", "100%"} {
 				_, err := b.Poll(context.Background(), id)
 				g.Expect(err).NotTo(HaveOccurred())
 			}
@@ -308,7 +309,6 @@ func TestRequestsAreTheDocumentedOnes(t *testing.T) {
 				"POST /base/api/ni/auth/token  application/json " + tc.wantLogin,
 				"GET /base/api/ni/groups/task/progress/" + dottedID + " NetworkInsight Gw9Gzq+eNJRRnYc2ZFXfDA==  ",
 				"GET /base/api/ni/groups/task/progress/a%2Fb%3Fc%23d NetworkInsight Gw9Gzq+eNJRRnYc2ZFXfDA==  ",
-				"GET /base/api/ni/groups/task/progress/%2E%2E NetworkInsight Gw9Gzq+eNJRRnYc2ZFXfDA==  ",
 				"GET /base/api/ni/groups/task/progress/100%25 NetworkInsight Gw9Gzq+eNJRRnYc2ZFXfDA==  ",
 			}))
 		})
