@@ -189,3 +189,48 @@ func TestPathTemplatesMustBeWrittenAsSent(t *testing.T) {
 		t.Errorf("an escaped path template: %v", err)
 	}
 }
+
+// FuzzRequestPathKeepsValuesInTheirSegment checks the HTTP backend's path templates for any task ID and
+// parameter value: each is refused with a message that names it, or the request line is the template with
+// each value as one segment that unescapes to it.
+func FuzzRequestPathKeepsValuesInTheirSegment(f *testing.F) {
+	for _, h := range backendtest.HostileTaskIDs {
+		f.Add(h.ID, "i1")
+		f.Add("t1", h.ID)
+	}
+	b, err := New(backend.Config{Spec: httpSpec("https://vendor.example/base%2Fdir/", "/v2/{instance}/tasks/{taskID}?id={taskID}", "", nil), Client: newClient()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := b.(*httpBackend)
+	f.Fuzz(func(t *testing.T, taskID, instance string) {
+		target, err := h.url(h.settings.Path, taskID, map[string]string{"instance": instance})
+		if err != nil {
+			e, ok := backend.AsError(err)
+			if !ok || e.Kind != backend.KindTerminal ||
+				!strings.HasPrefix(e.Message, fmt.Sprintf("parameter instance %q cannot be sent: ", instance)) &&
+					!strings.HasPrefix(e.Message, fmt.Sprintf("taskID %q cannot be sent: ", taskID)) {
+				t.Fatalf("taskID %q, instance %q: %v, want a Terminal refusal that names one", taskID, instance, err)
+			}
+			return
+		}
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, target, nil)
+		if err != nil {
+			t.Fatalf("building the request for %q: %v", target, err)
+		}
+		var wire strings.Builder
+		if err := req.Write(&wire); err != nil {
+			t.Fatal(err)
+		}
+		line, _, _ := strings.Cut(wire.String(), "\r\n")
+		rest, ok := strings.CutPrefix(line, "GET /base%2Fdir/v2/")
+		path, query, _ := strings.Cut(strings.TrimSuffix(rest, " HTTP/1.1"), "?")
+		gotInstance, gotTaskID, _ := strings.Cut(path, "/tasks/")
+		unescapedInstance, err1 := url.PathUnescape(gotInstance)
+		unescapedTaskID, err2 := url.PathUnescape(gotTaskID)
+		if !ok || strings.Contains(gotInstance, "/") || strings.Contains(gotTaskID, "/") || err1 != nil || err2 != nil ||
+			unescapedInstance != instance || unescapedTaskID != taskID || query != "id="+url.QueryEscape(taskID) {
+			t.Fatalf("taskID %q, instance %q were sent as %q", taskID, instance, line)
+		}
+	})
+}
