@@ -46,7 +46,9 @@ type AsyncTaskSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="backendRef is immutable"
 	BackendRef BackendReference `json:"backendRef"`
 
-	// TaskID is the vendor's task, request or job ID. Immutable.
+	// TaskID is the vendor's task, request or job ID. Immutable. It is sent as one escaped path segment; an ID
+	// a server may read as a dot segment (., .., %2E%2E, fullwidth dots, a/../b) fails the task (reason
+	// TaskFailed) before anything is sent.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
@@ -84,8 +86,9 @@ type AsyncTaskSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 
-	// Parameters fill the {name} placeholders of an HTTP backend's requests, overriding the backend's own
-	// spec.http.parameters. Other backend types ignore them.
+	// Parameters fill the {name} placeholders of an HTTP backend's requests that the backend's own
+	// spec.http.parameters leave unset. A parameter the backend sets is never overridden: a task that sets one
+	// fails (reason TaskFailed) and nothing is sent. Other backend types ignore them.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 63 && size(self[k]) <= 1024)",message="parameter names are at most 63 and values at most 1024 characters"

@@ -252,8 +252,10 @@ const (
 // one task, how to authenticate, and Common Expression Language (CEL) expressions that read the answer.
 // +kubebuilder:validation:XValidation:rule="!has(self.body) || self.method == 'POST'",message="body is only allowed with method POST",fieldPath=".body"
 type HTTPSettings struct {
-	// Path is appended to spec.url to ask about one task, e.g. /api/v1/tasks/{taskID}?verbose=true.
-	// {taskID} is the task's ID and {name} the parameter name; values are URL-escaped.
+	// Path is appended to spec.url to ask about one task, e.g. /api/v1/tasks/{taskID}?verbose=true, written
+	// percent-encoded as it is sent. {taskID} is the task's ID and {name} the parameter name; before the "?"
+	// each value is one escaped path segment (a value a server may read as "." or ".." is refused), after it
+	// a query-escaped value.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
@@ -267,7 +269,9 @@ type HTTPSettings struct {
 	Method HTTPMethod `json:"method,omitempty"`
 
 	// Body is the request body of a POST, a template with the {taskID} and {name} placeholders of path. In a
-	// JSON body (the default Content-Type) the values are escaped for a JSON string.
+	// JSON body (the default Content-Type) the values are escaped for a JSON string, in an
+	// application/x-www-form-urlencoded one as form values; a body of any other Content-Type may not hold
+	// placeholders.
 	// +optional
 	// +kubebuilder:validation:MaxLength=16384
 	Body string `json:"body,omitempty"`
@@ -278,8 +282,8 @@ type HTTPSettings struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 256 && size(self[k]) <= 4096)",message="header names are at most 256 and values at most 4096 characters"
 	Headers map[string]string `json:"headers,omitempty"`
 
-	// Parameters fill the {name} placeholders of path, body and followUp. An AsyncTask's spec.parameters
-	// override them.
+	// Parameters fill the {name} placeholders of path, body and followUp. An AsyncTask's spec.parameters may
+	// fill the placeholders these leave unset, never override these.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 63 && size(self[k]) <= 1024)",message="parameter names are at most 63 and values at most 1024 characters"

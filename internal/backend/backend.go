@@ -52,7 +52,8 @@ type Backend interface {
 // the generic HTTP backend's do. The controller polls through it when a backend implements it.
 type ParameterizedBackend interface {
 	Backend
-	// PollWithParameters is Poll with the task's parameters, which override the backend's own.
+	// PollWithParameters is Poll with the task's parameters, which may only fill those the backend leaves
+	// unset: overriding one of the backend's is a KindTerminal error, and nothing is sent.
 	PollWithParameters(ctx context.Context, taskID string, parameters map[string]string) (Observation, error)
 }
 

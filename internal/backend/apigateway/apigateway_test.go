@@ -3,6 +3,7 @@ package apigateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
 
@@ -201,4 +203,34 @@ func FuzzParseTaskReply(f *testing.F) {
 			t.Fatalf("result is not JSON: %q", obs.Result)
 		}
 	})
+}
+
+func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
+	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(docWaiting))
+	})
+	b, err := New(backend.Config{
+		Spec: v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeAPIGateway, URL: rec.URL,
+			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"}},
+		Credentials: backend.Credentials{"token": []byte(token)},
+		Client:      backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000}),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	for _, h := range backendtest.HostileTaskIDs {
+		_, err := b.Poll(context.Background(), h.ID)
+		sent := rec.Take()
+		if h.Refused() {
+			e, ok := backend.AsError(err)
+			if !ok || e.Kind != backend.KindTerminal || !strings.HasPrefix(e.Message, fmt.Sprintf("taskID %q cannot be sent: ", h.ID)) || len(sent) != 0 {
+				t.Errorf("ID %q: error %v, sent %q; want a Terminal refusal and nothing sent", h.ID, err, sent)
+			}
+			continue
+		}
+		if want := []string{"GET /v2/p1/apigw/instances/i1/async-tasks/" + h.Segment}; err != nil || !cmp.Equal(sent, want) {
+			t.Errorf("ID %q: error %v, sent %q; want %q", h.ID, err, sent, want)
+		}
+	}
 }

@@ -13,6 +13,7 @@ package httpcel
 import (
 	"context"
 	"encoding/base64"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -42,6 +43,9 @@ type httpBackend struct {
 
 	accept, errorMessage, phase, progress, message, vendorStatus, taskName, result, startTime, completionTime *expression
 	followUpWhen                                                                                              *expression
+
+	// escapeBodyValue escapes a placeholder's value for the body's Content-Type.
+	escapeBodyValue func(what, value string) (string, error)
 
 	auth *authenticator
 }
@@ -77,6 +81,12 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if settings.Body != "" && h.method != http.MethodPost {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "field spec.http.body is only sent with method POST")
 	}
+	if err := checkPathTemplate("spec.http.path", settings.Path); err != nil {
+		return nil, err
+	}
+	if h.escapeBodyValue, err = bodyEscaper(settings); err != nil {
+		return nil, err
+	}
 	if strings.TrimSpace(settings.Expressions.Phase) == "" {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "field %sphase is required", fieldExpressions)
 	}
@@ -106,6 +116,9 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		if !strings.HasPrefix(f.Path, "/") {
 			return nil, backend.Errorf(backend.KindInvalidConfig, "field %spath must start with /", fieldFollowUp)
 		}
+		if err := checkPathTemplate(fieldFollowUp+"path", f.Path); err != nil {
+			return nil, err
+		}
 		if h.followUpWhen, err = compile(answerEnv, fieldFollowUp+"when", f.When, yieldsBool); err != nil {
 			return nil, err
 		}
@@ -120,9 +133,12 @@ func (h *httpBackend) Poll(ctx context.Context, taskID string) (backend.Observat
 	return h.PollWithParameters(ctx, taskID, nil)
 }
 
-// PollWithParameters asks about one task, with the task's parameters over the backend's.
+// PollWithParameters asks about one task, with the parameters the task fills beside the backend's.
 func (h *httpBackend) PollWithParameters(ctx context.Context, taskID string, taskParams map[string]string) (backend.Observation, error) {
-	params := mergeParameters(h.settings.Parameters, taskParams)
+	params, err := taskParameters(h.settings.Parameters, taskParams)
+	if err != nil {
+		return backend.Observation{}, err
+	}
 	resp, err := h.send(ctx, h.method, h.settings.Path, h.settings.Body, taskID, params)
 	if err != nil {
 		return backend.Observation{}, err
@@ -210,11 +226,7 @@ func (h *httpBackend) send(ctx context.Context, method, pathTmpl, bodyTmpl, task
 	}
 	body := ""
 	if bodyTmpl != "" {
-		escape := verbatim
-		if isJSON(headerValue(h.settings.Headers, "Content-Type", "application/json")) {
-			escape = escapeJSONString
-		}
-		if body, err = expand(bodyTmpl, taskID, params, escape); err != nil {
+		if body, err = expand(bodyTmpl, taskID, params, h.escapeBodyValue); err != nil {
 			return nil, backend.Errorf(backend.KindTerminal, "spec.http.body: %v", err)
 		}
 	}
@@ -238,7 +250,9 @@ func (h *httpBackend) send(ctx context.Context, method, pathTmpl, bodyTmpl, task
 // url expands a path template onto the base URL.
 func (h *httpBackend) url(pathTmpl, taskID string, params map[string]string) (string, error) {
 	path, query, err := expandURL(pathTmpl, taskID, params)
-	if err != nil {
+	if _, refused := backend.AsError(err); refused {
+		return "", err // a value backend.PathSegment refused: its message names it
+	} else if err != nil {
 		return "", backend.Errorf(backend.KindTerminal, "request path: %v", err)
 	}
 	target := h.base + path
@@ -255,7 +269,7 @@ func (h *httpBackend) Check(ctx context.Context) error {
 	if h.auth.session != nil {
 		return h.auth.checkLogin(ctx)
 	}
-	params := mergeParameters(h.settings.Parameters, nil)
+	params, _ := taskParameters(h.settings.Parameters, nil) // a task fills nothing, so nothing is refused
 	for _, m := range placeholder.FindAllStringSubmatch(h.settings.Path, -1) {
 		if _, ok := params[m[1]]; !ok && m[1] != taskIDPlaceholder {
 			params[m[1]] = checkTaskID
@@ -285,6 +299,37 @@ func headerValue(headers map[string]string, name, def string) string {
 		}
 	}
 	return def
+}
+
+// checkPathTemplate refuses a path template whose literal text is not written as it goes on the wire
+// (percent-encoded, no "#"): Go escapes such a path anew from its decoded form, which would turn a value's
+// %2F back into "/".
+func checkPathTemplate(field, tmpl string) error {
+	path, _, _ := strings.Cut(tmpl, "?")
+	literal := placeholder.ReplaceAllString(path, "x")
+	if u, err := url.Parse(literal); err != nil || u.EscapedPath() != literal {
+		return backend.Errorf(backend.KindInvalidConfig, "field %s must be written percent-encoded, as it is sent: %q is not", field, path)
+	}
+	return nil
+}
+
+// bodyEscaper returns how placeholder values are escaped in the body: for a JSON string in a JSON body (the
+// default), as a form value in an application/x-www-form-urlencoded one. A body of any other Content-Type
+// with placeholders is refused, since a value could not be kept from changing its structure.
+func bodyEscaper(settings *v1alpha1.HTTPSettings) (func(what, value string) (string, error), error) {
+	contentType := headerValue(settings.Headers, "Content-Type", "application/json")
+	if isJSON(contentType) {
+		return escapeJSONString, nil
+	}
+	if mediaType, _, err := mime.ParseMediaType(contentType); err == nil && mediaType == "application/x-www-form-urlencoded" {
+		return escapeQueryValue, nil
+	}
+	if placeholder.MatchString(settings.Body) {
+		return nil, backend.Errorf(backend.KindInvalidConfig,
+			"field spec.http.body has placeholders, but its Content-Type %q is neither JSON nor application/x-www-form-urlencoded, so their values cannot be escaped for it",
+			contentType)
+	}
+	return nil, nil // a body without placeholders is sent as written
 }
 
 func isJSON(contentType string) bool {

@@ -166,7 +166,7 @@ func TestRequestTemplatesParametersAndCredentials(t *testing.T) {
 		Method:     v1alpha1.HTTPMethodPost,
 		Body:       `{"id": "{taskID}", "region": "{region}"}`,
 		Headers:    map[string]string{"X-Tenant": "acme"},
-		Parameters: map[string]string{"region": "eu-de", "verbose": "a b&c"},
+		Parameters: map[string]string{"verbose": "a b&c"}, // region is the task's to fill
 		Expressions: v1alpha1.HTTPExpressions{
 			Phase: "response.body.state", Progress: "response.body.pct", StartTime: "response.body.at",
 			Result: "response.body.result", TaskName: "task.parameters.region + '/' + task.id",

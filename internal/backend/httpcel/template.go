@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
+
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
 
 // placeholder is {taskID} or {name}: a brace, an identifier, a brace. Anything else in braces, such as the
@@ -22,58 +25,72 @@ func (e missingParameterError) Error() string {
 	return fmt.Sprintf("placeholder {%s} has no value: set it in spec.http.parameters of the backend or spec.parameters of the task", e.name)
 }
 
-// expand fills the placeholders of tmpl, each value passed through escape.
-func expand(tmpl, taskID string, parameters map[string]string, escape func(string) string) (string, error) {
-	var missing error
+// expand fills the placeholders of tmpl, each value passed through escape, which is told what the value is
+// ("taskID", "parameter region") for its message when it refuses one.
+func expand(tmpl, taskID string, parameters map[string]string, escape func(what, value string) (string, error)) (string, error) {
+	var failure error
 	out := placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
-		name := m[1 : len(m)-1]
-		if name == taskIDPlaceholder {
-			return escape(taskID)
-		}
-		v, ok := parameters[name]
-		if !ok {
-			if missing == nil {
-				missing = missingParameterError{name}
-			}
+		if failure != nil {
 			return m
 		}
-		return escape(v)
+		name := m[1 : len(m)-1]
+		what, value, ok := "taskID", taskID, true
+		if name != taskIDPlaceholder {
+			what = "parameter " + name
+			value, ok = parameters[name]
+		}
+		if !ok {
+			failure = missingParameterError{name}
+			return m
+		}
+		escaped, err := escape(what, value)
+		if err != nil {
+			failure = err
+			return m
+		}
+		return escaped
 	})
-	return out, missing
+	return out, failure
 }
 
-// expandURL fills a path template: values are escaped as one path segment before the "?", and as a query
-// value after it.
+// expandURL fills a path template: each value is one path segment before the "?" (backend.PathSegment, which
+// refuses values a server may read as a dot segment), and a query value after it.
 func expandURL(tmpl, taskID string, parameters map[string]string) (path, query string, err error) {
 	path, query, _ = strings.Cut(tmpl, "?")
-	if path, err = expand(path, taskID, parameters, escapeSegment); err != nil {
+	if path, err = expand(path, taskID, parameters, backend.PathSegment); err != nil {
 		return "", "", err
 	}
-	if query, err = expand(query, taskID, parameters, url.QueryEscape); err != nil {
+	if query, err = expand(query, taskID, parameters, escapeQueryValue); err != nil {
 		return "", "", err
 	}
 	return path, query, nil
 }
 
-// escapeSegment escapes a value as one path segment; a value of only dots is spelled in %2E, so that no path
-// cleaning takes it for "." or "..".
-func escapeSegment(v string) string {
-	if v != "" && strings.Trim(v, ".") == "" {
-		return strings.Repeat("%2E", len(v))
-	}
-	return url.PathEscape(v)
-}
+// escapeQueryValue escapes a value for a query string or a form body (application/x-www-form-urlencoded).
+func escapeQueryValue(_, v string) (string, error) { return url.QueryEscape(v), nil }
 
 // escapeJSONString escapes a value for the inside of a JSON string literal.
-func escapeJSONString(v string) string {
+func escapeJSONString(_, v string) (string, error) {
 	b, _ := json.Marshal(v)
-	return string(b[1 : len(b)-1])
+	return string(b[1 : len(b)-1]), nil
 }
 
-func verbatim(v string) string { return v }
-
-// mergeParameters returns the backend's parameters overridden by the task's.
-func mergeParameters(backendParams, taskParams map[string]string) map[string]string {
+// taskParameters returns the backend's parameters with those the task fills. A task may only fill
+// parameters the backend leaves unset: one that overrides the backend's (whatever its value, so that a task
+// cannot probe the backend's values either) is a Terminal error, and nothing is sent.
+func taskParameters(backendParams, taskParams map[string]string) (map[string]string, error) {
+	var overrides []string
+	for k := range taskParams {
+		if _, set := backendParams[k]; set {
+			overrides = append(overrides, k)
+		}
+	}
+	if len(overrides) > 0 {
+		sort.Strings(overrides)
+		return nil, backend.Errorf(backend.KindTerminal,
+			"spec.parameters.%s is set by the backend (spec.http.parameters); a task may only fill parameters the backend leaves unset",
+			overrides[0])
+	}
 	out := make(map[string]string, len(backendParams)+len(taskParams))
 	for k, v := range backendParams {
 		out[k] = v
@@ -81,5 +98,5 @@ func mergeParameters(backendParams, taskParams map[string]string) map[string]str
 	for k, v := range taskParams {
 		out[k] = v
 	}
-	return out
+	return out, nil
 }

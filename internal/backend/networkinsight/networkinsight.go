@@ -127,8 +127,15 @@ func (n *networkInsight) Check(ctx context.Context) error {
 }
 
 // get polls one request ID with the session, logging in again once when the token has expired.
+//
+// The reference types requestId as a string and documents no pattern; request IDs contain dots, which are
+// data inside a segment. So only what backend.PathSegment refuses is refused.
 func (n *networkInsight) get(ctx context.Context, taskID string) (*backend.Response, error) {
-	target := n.baseURL + progressPath + escapeSegment(taskID)
+	segment, err := backend.PathSegment("taskID", taskID)
+	if err != nil {
+		return nil, err
+	}
+	target := n.baseURL + progressPath + segment
 	return n.session.Do(ctx, func(token string) (*backend.Response, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 		if err != nil {
@@ -159,13 +166,4 @@ func (n *networkInsight) login(body []byte) backend.LoginFunc[string] {
 		}
 		return parseLoginReply(resp, time.Now(), refreshBefore)
 	}
-}
-
-// escapeSegment escapes a request ID as one path segment. Request IDs contain dots, which are fine inside a
-// segment; a "/" is escaped, and an ID of only dots is spelled in %2E so that no path cleaning drops it.
-func escapeSegment(id string) string {
-	if id != "" && strings.Trim(id, ".") == "" {
-		return strings.Repeat("%2E", len(id))
-	}
-	return url.PathEscape(id)
 }

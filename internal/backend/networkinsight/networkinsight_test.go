@@ -15,6 +15,7 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
 
@@ -300,7 +301,8 @@ func TestRequestsAreTheDocumentedOnes(t *testing.T) {
 			t.Cleanup(server.Close)
 			creds := backend.Credentials{"username": []byte("sim-user"), "password": []byte(`p"w`)}
 			b := newBackend(t, server.URL+"/base/", creds, tc.settings)
-			for _, id := range []string{dottedID, "a/b?c#d", "..", "100%"} {
+			// ".." is refused before anything is sent: TestHostileTaskIDsNeverLeaveTheTaskPath.
+			for _, id := range []string{dottedID, "a/b?c#d", "100%"} {
 				_, err := b.Poll(context.Background(), id)
 				g.Expect(err).NotTo(HaveOccurred())
 			}
@@ -308,7 +310,6 @@ func TestRequestsAreTheDocumentedOnes(t *testing.T) {
 				"POST /base/api/ni/auth/token  application/json " + tc.wantLogin,
 				"GET /base/api/ni/groups/task/progress/" + dottedID + " NetworkInsight Gw9Gzq+eNJRRnYc2ZFXfDA==  ",
 				"GET /base/api/ni/groups/task/progress/a%2Fb%3Fc%23d NetworkInsight Gw9Gzq+eNJRRnYc2ZFXfDA==  ",
-				"GET /base/api/ni/groups/task/progress/%2E%2E NetworkInsight Gw9Gzq+eNJRRnYc2ZFXfDA==  ",
 				"GET /base/api/ni/groups/task/progress/100%25 NetworkInsight Gw9Gzq+eNJRRnYc2ZFXfDA==  ",
 			}))
 		})
@@ -401,5 +402,25 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 			g.Expect(err.Error()).To(Equal(tc.wantMsg))
 			g.Expect(strings.Contains(err.Error(), "p\"")).To(BeFalse())
 		})
+	}
+}
+
+func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
+	g := NewWithT(t)
+	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"IN_PROGRESS","progress":1}`)
+	})
+	b := newBackend(t, rec.URL+"/base/", tokenCreds(simToken), nil)
+	for _, h := range backendtest.HostileTaskIDs {
+		_, err := b.Poll(context.Background(), h.ID)
+		if h.Refused() {
+			g.Expect(backend.KindOf(err)).To(Equal(backend.KindTerminal), h.ID)
+			g.Expect(err.Error()).To(HavePrefix("taskID %q cannot be sent: ", h.ID))
+			g.Expect(rec.Take()).To(BeEmpty(), "nothing is sent for %q", h.ID)
+			continue
+		}
+		g.Expect(err).NotTo(HaveOccurred(), h.ID)
+		g.Expect(rec.Take()).To(Equal([]string{"GET /base/api/ni/groups/task/progress/" + h.Segment}), h.ID)
 	}
 }

@@ -25,8 +25,9 @@ const defaultAPIVersion = "5.0"
 // apiVersionPattern is the CRD's pattern, checked again for objects written before it existed.
 var apiVersionPattern = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
 
-// taskIDPattern: Traffic Ops job IDs are integers. Checking here gives a clear message, and keeps anything
-// that is not a plain path segment out of the request path.
+// taskIDPattern: Traffic Ops job IDs are integers (async_status/{{id}}: "The integral, unique identifier").
+// Checking before anything is sent gives a clear message, and keeps anything that is not a plain path segment
+// out of the request path.
 var taskIDPattern = regexp.MustCompile(`^[0-9]+$`)
 
 type trafficOps struct {
@@ -90,7 +91,11 @@ func (t *trafficOps) Poll(ctx context.Context, taskID string) (backend.Observati
 		return backend.Observation{}, backend.Errorf(backend.KindTerminal,
 			"Traffic Ops job IDs are integers; task ID %q is not", taskID)
 	}
-	u := t.base.JoinPath("api", t.version, "async_status", taskID).String()
+	taskURL, err := backend.TaskURL(t.base, taskID, "api", t.version, "async_status")
+	if err != nil {
+		return backend.Observation{}, err
+	}
+	u := taskURL.String()
 	// Only 401 means the session ended; 403 is a missing permission (ASYNC-STATUS:READ) that a new login
 	// would not cure.
 	resp, err := t.session.Do(ctx, func(c *cookies) (*backend.Response, error) {

@@ -2,6 +2,8 @@ package trafficops
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
 
@@ -331,4 +334,28 @@ func TestNewRejectsUnusableConfig(t *testing.T) {
 			g.Expect(err.Error()).To(Equal(tc.message))
 		})
 	}
+}
+
+func TestHostileTaskIDsAreRefusedBeforeAnythingIsSent(t *testing.T) {
+	g := NewWithT(t)
+	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			http.SetCookie(w, &http.Cookie{Name: "mojolicious", Value: "session"})
+			_, _ = w.Write([]byte(`{"alerts":[{"text":"Successfully logged in.","level":"success"}]}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"response":{"id":42,"status":"PENDING","start_time":"2021-02-18T17:13:56.352261Z","message":"Async job has started."}}`))
+	})
+	b := newBackend(t, rec.URL+"/base/", tokenCreds, nil)
+	for _, h := range backendtest.HostileTaskIDs {
+		// Not one of them is an integer, the only documented form of a job ID.
+		_, err := b.Poll(context.Background(), h.ID)
+		g.Expect(backend.KindOf(err)).To(Equal(backend.KindTerminal), h.ID)
+		g.Expect(err.Error()).To(Equal(fmt.Sprintf("Traffic Ops job IDs are integers; task ID %q is not", h.ID)))
+		g.Expect(rec.Take()).To(BeEmpty(), "nothing is sent for %q, not even a login", h.ID)
+	}
+	_, err := b.Poll(context.Background(), "42")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rec.Take()).To(Equal([]string{"POST /base/api/5.0/user/login/token", "GET /base/api/5.0/async_status/42"}))
 }

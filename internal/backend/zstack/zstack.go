@@ -105,11 +105,14 @@ func (z *zstack) explain(err error) error {
 
 // get sends GET /zstack/v1/{collection}/{id} with the session, logging in again once when ZStack says the
 // session expired.
+//
+// ZStack documents apiId as a String (its examples are 32 hex digits, and a caller may choose it with
+// X-Job-UUID), so only what backend.PathSegment refuses is refused.
 func (z *zstack) get(ctx context.Context, collection, id string) (*backend.Response, error) {
-	u := *z.baseURL
-	u.Path = z.baseURL.Path + "/zstack/v1/" + collection + "/" + id
-	// The id is one path segment even if it holds a slash.
-	u.RawPath = z.baseURL.EscapedPath() + "/zstack/v1/" + collection + "/" + url.PathEscape(id)
+	u, err := backend.TaskURL(z.baseURL, id, "zstack", "v1", collection)
+	if err != nil {
+		return nil, err
+	}
 	if collection == "task-progresses" {
 		// all=false: the latest record and its parents, root first, as the documentation's example asks.
 		u.RawQuery = "all=false"
