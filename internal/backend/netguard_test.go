@@ -37,6 +37,12 @@ func addrs(list ...string) []netip.Addr {
 
 func TestNetworkPolicyDecidesOnTheAddress(t *testing.T) {
 	apiServer := NetworkPolicy{APIServerAddresses: addrs("10.96.0.1", "::ffff:172.18.0.2", "fd00::1")}
+	taskBackend := NetworkPolicy{DefaultDenied: TaskBackendDefaults, AllowHint: "--taskbackend-allowed-cidrs",
+		OperatorAddresses: addrs("10.244.1.7")}
+	withAllowed := func(p NetworkPolicy, cidrs ...string) NetworkPolicy {
+		p.AllowedCIDRs = prefixes(cidrs...)
+		return p
+	}
 	cases := map[string]struct {
 		policy   NetworkPolicy
 		address  string
@@ -70,6 +76,19 @@ func TestNetworkPolicyDecidesOnTheAddress(t *testing.T) {
 		"more specific denied wins":         {policy: NetworkPolicy{DeniedCIDRs: prefixes("169.254.169.254/32"), AllowedCIDRs: prefixes("169.254.0.0/16")}, address: "169.254.169.254:80", deniedBy: "--denied-cidrs"},
 		"equal allowed and denied: denied":  {policy: NetworkPolicy{DeniedCIDRs: prefixes("10.0.0.0/8"), AllowedCIDRs: prefixes("10.0.0.0/8")}, address: "10.0.0.1:443", deniedBy: "--denied-cidrs"},
 		"denied does not touch other hosts": {policy: NetworkPolicy{DeniedCIDRs: prefixes("10.0.0.0/8")}, address: "192.168.0.1:443"},
+		"unspecified IPv4":                  {address: "0.0.0.0:8080", deniedBy: "0.0.0.0/8 is the unspecified (this-host) range"},
+		"unspecified IPv6":                  {address: "[::]:8080", deniedBy: "::/128 is the unspecified address"},
+		"IPv4-mapped unspecified":           {address: "[::ffff:0.0.0.0]:8080", deniedBy: "0.0.0.0/8"},
+		"Alibaba metadata":                  {address: "100.100.100.200:80", deniedBy: "Alibaba Cloud"},
+		"Azure WireServer":                  {address: "168.63.129.16:80", deniedBy: "Azure"},
+		"TaskBackend: loopback":             {policy: taskBackend, address: "127.0.0.2:8080", deniedBy: "127.0.0.0/8 is loopback, denied by default (--taskbackend-allowed-cidrs can allow it)"},
+		"TaskBackend: IPv6 loopback":        {policy: taskBackend, address: "[::1]:8080", deniedBy: "::1/128 is loopback"},
+		"TaskBackend: IPv4-mapped loopback": {policy: taskBackend, address: "[::ffff:127.0.0.1]:8080", deniedBy: "127.0.0.0/8"},
+		"TaskBackend: its operator":         {policy: taskBackend, address: "10.244.1.7:8443", deniedBy: "an address of the operator itself"},
+		"TaskBackend: metadata":             {policy: taskBackend, address: "169.254.169.254:80", deniedBy: "169.254.0.0/16"},
+		"TaskBackend: private address":      {policy: taskBackend, address: "10.1.2.3:443"},
+		"TaskBackend: allowed loopback":     {policy: withAllowed(taskBackend, "127.0.0.1/32"), address: "127.0.0.1:8080"},
+		"TaskBackend: allowed is exact":     {policy: withAllowed(taskBackend, "127.0.0.1/32"), address: "127.0.0.2:8080", deniedBy: "loopback"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -203,3 +203,31 @@ func TestClusterTaskBackendServesOnlyTheNamespacesItAllows(t *testing.T) {
 	g.Expect(k8sClient.Update(ctx, b)).To(Succeed())
 	waitForPhase(t, other, "by-name", v1alpha1.TaskPhaseSucceeded)
 }
+
+// TestFlappingBackendDoesNotMakeItsTasksPollFasterThanTheirInterval: one task whose polls fail and one whose
+// polls succeed, on a backend with a 1 s interval, make the backend fail and recover every second; each
+// recovery wakes the backend's tasks no earlier than their own schedule, so a task of the same backend polled
+// once a minute is not polled again meanwhile (before, every recovery made it due at once: once a second).
+func TestFlappingBackendDoesNotMakeItsTasksPollFasterThanTheirInterval(t *testing.T) {
+	ns := newNamespace(t)
+	createBackend(t, ns, "apig", apigSpec(), apigToken(simToken))
+	failing, running, hourly := uniqueTaskID(t)+"f", uniqueTaskID(t)+"r", uniqueTaskID(t)+"m"
+	sim.AddTask(failing, vendorsim.Step{HTTPStatus: 500})
+	sim.AddTask(running, vendorsim.Step{Phase: vendorsim.Running})
+	sim.AddTask(hourly, vendorsim.Step{Phase: vendorsim.Running, Progress: 10})
+	started := time.Now()
+	createTask(t, ns, "minutely", "apig", hourly, func(task *v1alpha1.AsyncTask) {
+		task.Spec.PollInterval = &metav1.Duration{Duration: time.Minute}
+	})
+	waitForPhase(t, ns, "minutely", v1alpha1.TaskPhaseRunning)
+	createTask(t, ns, "failing", "apig", failing)
+	createTask(t, ns, "running", "apig", running)
+	NewWithT(t).Eventually(func() int { return sim.Polls(running) }, eventually, tick).Should(BeNumerically(">=", 6))
+	elapsed := time.Since(started).Seconds()
+	g := NewWithT(t)
+	g.Expect(sim.Polls(hourly)).To(Equal(1), "the task polled once a minute was not woken by the backend's recoveries")
+	for _, id := range []string{failing, running} {
+		// At most one poll per interval, plus the first poll and the jitter's slack.
+		g.Expect(float64(sim.Polls(id))).To(BeNumerically("<=", elapsed*1.1+2), "task %s polled %d times in %.1f s", id, sim.Polls(id), elapsed)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -65,6 +68,7 @@ func TestManagerRoleIsLeastPrivilege(t *testing.T) {
 	allowed := map[string][]string{
 		"/secrets":                                       {"get", "list", "watch"},
 		"/configmaps":                                    {"create", "get", "update"},
+		"/namespaces":                                    {"get", "list", "watch"},
 		"events.k8s.io/events":                           {"create", "patch"},
 		"tasks.asynctask.dev/asynctasks":                 {"delete", "get", "list", "patch", "update", "watch"},
 		"tasks.asynctask.dev/asynctasks/status":          {"get", "patch", "update"},
@@ -137,6 +141,14 @@ func TestManagerPodIsLockedDown(t *testing.T) {
 	case sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL"):
 		t.Error("capabilities not dropped")
 	}
+	if c.Resources.Limits.Memory().IsZero() {
+		t.Error("memory limit missing")
+	}
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory"
+	}) {
+		t.Error("GOMEMLIMIT is not set from the container's memory limit")
+	}
 	if c.LivenessProbe == nil || c.ReadinessProbe == nil {
 		t.Error("probes missing")
 	}
@@ -157,5 +169,32 @@ func TestManagerPodIsLockedDown(t *testing.T) {
 	}
 	if n := len(objs["CustomResourceDefinition"]); n != 3 {
 		t.Errorf("%d CRDs, want 3", n)
+	}
+}
+
+// TestEgressNetworkPolicyExampleIsAValidPolicyForTheManager: the example in config/networkpolicy decodes as a
+// NetworkPolicy with no unknown field, and selects the manager's pods.
+func TestEgressNetworkPolicyExampleIsAValidPolicyForTheManager(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	data, err := os.ReadFile(filepath.Join(root, "config", "networkpolicy", "egress.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := &unstructured.Unstructured{}
+	if err := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096).Decode(&obj.Object); err != nil {
+		t.Fatal(err)
+	}
+	policy := &networkingv1.NetworkPolicy{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(obj.Object, policy, true); err != nil {
+		t.Fatalf("not a NetworkPolicy: %v", err)
+	}
+	pod := convert[appsv1.Deployment](t, render(t)["Deployment"]["asynctask-controller-manager"]).Spec.Template
+	for k, v := range policy.Spec.PodSelector.MatchLabels {
+		if pod.Labels[k] != v {
+			t.Errorf("the policy selects %s=%s, which the manager's pods do not carry", k, v)
+		}
+	}
+	if len(policy.Spec.Egress) == 0 || !slices.Contains(policy.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
+		t.Error("the policy does not limit egress")
 	}
 }
