@@ -107,6 +107,16 @@ func JSONKeyIs(key []byte, name string) bool {
 	return string(key) == name || bytes.EqualFold(key, []byte(name))
 }
 
+// JSONKeyEquals reports whether a key as EachJSONMember gives it is exactly name, as a map key decoded by
+// encoding/json would be.
+func JSONKeyEquals(key []byte, name string) bool {
+	if bytes.IndexByte(key, '\\') >= 0 {
+		var buf [96]byte
+		key = appendJSONUnquoted(buf[:0], key, len(buf))
+	}
+	return string(key) == name
+}
+
 // JSONText decodes a JSON value as text of at most maxBytes bytes (longer text is cut at a character
 // boundary): a string unquoted, with invalid UTF-8 as U+FFFD as encoding/json reads it; null as ""; any other
 // value as written. It allocates only the text it returns.

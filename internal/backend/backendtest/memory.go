@@ -199,3 +199,8 @@ func WorstBodies(limit int, wraps map[string]func([]byte) []byte) map[string][]b
 	}
 	return out
 }
+
+// ArrayOf is [item,item,…]: a vendor's own element, repeated, for a parser that reads every element.
+func ArrayOf(item string) Shape {
+	return func(n int) []byte { return repeatedList("[", item, ",", "]", n) }
+}

@@ -28,6 +28,9 @@ func TestWorstShapedAnswersCostBoundedMemory(t *testing.T) {
 		for k, v := range bt.WorstBodies(backend.MaxBodyBytes, errorFields) {
 			bodies[k] = v
 		}
+		bodies["inventories: array of full records"] = bt.Fit(backend.MaxBodyBytes,
+			bt.ArrayOf(`{"taskUuid":"931102503f64436ea649939ff3957406","taskName":"org.zstack.header.vm.APICreateVmInstanceMsg","type":"Progress","content":"45","time":1.510669257141E12,"totalSteps":4,"currentStep":2,"subTasks":[{"type":"Task","content":"x","time":"1510669257142"}]}`),
+			bt.Field(`{"inventories":`, `}`))
 		bt.ExpectBoundedCost(t, bodies, nil, func(body []byte) {
 			_, _ = parseProgressReply(&backend.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: body})
 		})
