@@ -233,11 +233,71 @@ func CompactJSON(value []byte) json.RawMessage {
 	if spaces == 0 {
 		return value
 	}
-	out := bytes.NewBuffer(make([]byte, 0, len(value)-spaces))
-	if json.Compact(out, value) != nil {
-		return value
+	// Not json.Compact: it grows its buffer to the input size first, which allocates about three times it.
+	return compactInto(make([]byte, 0, len(value)-spaces), value)
+}
+
+// CompactJSONInPlace is CompactJSON for a buffer the caller owns and no longer needs as it is: it compacts
+// value over itself, copying nothing.
+func CompactJSONInPlace(value []byte) json.RawMessage { return compactInto(value[:0], value) }
+
+// compactInto appends value without insignificant space to out, which may be value[:0]: it is written no
+// faster than value is read.
+func compactInto(out, value []byte) []byte {
+	for i := 0; i < len(value); {
+		switch c := value[i]; c {
+		case '"':
+			end := skipJSONString(value, i)
+			out = append(out, value[i:end]...)
+			i = end
+			continue
+		case ' ', '\t', '\n', '\r':
+		default:
+			out = append(out, c)
+		}
+		i++
 	}
-	return out.Bytes()
+	return out
+}
+
+// QuoteJSON writes text as a JSON string, as json.Marshal writes a Go string (invalid UTF-8 as U+FFFD, <, >
+// and & escaped), into one buffer sized for it.
+func QuoteJSON(text []byte) json.RawMessage {
+	const hexDigits = "0123456789abcdef"
+	out := make([]byte, 0, len(text)+len(text)/8+2)
+	out = append(out, '"')
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				out = append(out, '\\', c)
+			case c == '\n':
+				out = append(out, '\\', 'n')
+			case c == '\r':
+				out = append(out, '\\', 'r')
+			case c == '\t':
+				out = append(out, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				out = append(out, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				out = append(out, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(text[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			out = append(out, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			out = append(out, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			out = append(out, text[i:i+size]...)
+		}
+		i += size
+	}
+	return append(out, '"')
 }
 
 // JSONShapeProblem says how a valid JSON body exceeds a bound on its nesting depth or on its number of values

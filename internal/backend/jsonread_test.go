@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -133,8 +134,12 @@ func FuzzJSONReaders(f *testing.F) {
 		if !json.Valid(body) {
 			return
 		}
-		if got := CompactJSON(body); !json.Valid(got) {
-			t.Fatalf("CompactJSON(%q) = %q", body, got)
+		var compacted bytes.Buffer
+		if err := json.Compact(&compacted, body); err != nil {
+			t.Fatal(err)
+		}
+		if got := CompactJSON(body); string(got) != compacted.String() {
+			t.Fatalf("CompactJSON(%q) = %q, json.Compact %q", body, got, compacted.String())
 		}
 		var want map[string]json.RawMessage
 		if json.Unmarshal(body, &want) != nil || want == nil {
@@ -159,4 +164,20 @@ func FuzzJSONReaders(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestQuoteJSONWritesAsJSONMarshal(t *testing.T) {
+	for _, text := range []string{"plain", `"quoted" \ back`, "line\nbreak\ttab\r\x01", "<a href='x'>&</a>", "\u2028\u2029 é 世 😀", "bad \xff\xfe utf-8", ""} {
+		want, _ := json.Marshal(text)
+		if got := QuoteJSON([]byte(text)); string(got) != string(want) {
+			t.Errorf("QuoteJSON(%q) = %s, want %s", text, got, want)
+		}
+	}
+}
+
+func TestCompactJSONInPlaceCompactsOverTheBuffer(t *testing.T) {
+	buf := []byte(" {\"a\" : [1, \"x y\"]}\n")
+	if got := CompactJSONInPlace(buf); string(got) != `{"a":[1,"x y"]}` || &got[0] != &buf[0] {
+		t.Errorf("CompactJSONInPlace = %s", got)
+	}
 }

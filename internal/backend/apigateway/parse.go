@@ -178,7 +178,7 @@ func readTaskResult(text, token []byte, phase v1alpha1.TaskPhase) (json.RawMessa
 		if len(raw) == len(text) && utf8.Valid(token) {
 			return token, "task_result is not JSON; kept as text"
 		}
-		return quoteJSON(raw), "task_result is not JSON; kept as text"
+		return backend.QuoteJSON(raw), "task_result is not JSON; kept as text"
 	}
 	result := json.RawMessage(raw)
 	if phase == v1alpha1.TaskPhaseFailed {
@@ -198,46 +198,6 @@ func readTaskResult(text, token []byte, phase v1alpha1.TaskPhase) (json.RawMessa
 		return result, msg
 	}
 	return result, ""
-}
-
-// quoteJSON writes text as a JSON string, as json.Marshal writes a Go string (invalid UTF-8 as U+FFFD, <, >
-// and & escaped), into one buffer sized for it.
-func quoteJSON(text []byte) json.RawMessage {
-	const hexDigits = "0123456789abcdef"
-	out := make([]byte, 0, len(text)+len(text)/8+2)
-	out = append(out, '"')
-	for i := 0; i < len(text); {
-		c := text[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				out = append(out, '\\', c)
-			case c == '\n':
-				out = append(out, '\\', 'n')
-			case c == '\r':
-				out = append(out, '\\', 'r')
-			case c == '\t':
-				out = append(out, '\\', 't')
-			case c < 0x20 || c == '<' || c == '>' || c == '&':
-				out = append(out, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				out = append(out, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(text[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			out = append(out, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			out = append(out, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			out = append(out, text[i:i+size]...)
-		}
-		i += size
-	}
-	return append(out, '"')
 }
 
 // errorFromReply classifies an error status, quoting the documented {error_code, error_msg} body when there

@@ -9,7 +9,9 @@ import (
 	"maps"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -60,21 +62,19 @@ func HugeString(n int) []byte { return []byte(`"` + strings.Repeat("x", max(n-2,
 
 // ManyKeys is {"k0":0,"k1":0,…}.
 func ManyKeys(n int) []byte {
-	var b strings.Builder
-	b.Grow(n)
-	b.WriteByte('{')
+	b := make([]byte, 0, n)
+	b = append(b, '{')
 	for i := 0; ; i++ {
-		member := fmt.Sprintf(`"k%d":0`, i)
-		if b.Len()+len(member)+2 > n {
+		size := len(`"k":0`) + len(strconv.Itoa(i)) + 1
+		if len(b)+size+1 > n {
 			break
 		}
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(member)
+		b = append(strconv.AppendInt(append(b, `"k`...), int64(i), 10), `":0`...)
 	}
-	b.WriteByte('}')
-	return []byte(b.String())
+	return append(b, '}')
 }
 
 func repeatedList(open, item, sep, closing string, n int) []byte {
@@ -117,26 +117,25 @@ func Measure(parse func()) Cost {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(sample)
 	base := sample[0].Value.Uint64()
-	stop, peak := make(chan struct{}), make(chan uint64)
+	// The sampler sleeps rather than waits on a timer channel, which would allocate on every sample and be
+	// counted as the parse's.
+	var stop atomic.Bool
+	peak := make(chan uint64)
 	go func() {
 		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 		var most uint64
-		for {
+		for !stop.Load() {
 			metrics.Read(s)
 			most = max(most, s[0].Value.Uint64())
-			select {
-			case <-stop:
-				peak <- most
-				return
-			case <-time.After(100 * time.Microsecond):
-			}
+			time.Sleep(100 * time.Microsecond)
 		}
+		peak <- most
 	}()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	parse()
 	runtime.ReadMemStats(&after)
-	close(stop)
+	stop.Store(true)
 	most := <-peak
 	metrics.Read(sample)
 	most = max(most, sample[0].Value.Uint64())
