@@ -163,7 +163,8 @@ func taskResultIn(body []byte) (text, token []byte, ok bool) {
 	if bytes.IndexByte(content, '\\') < 0 && utf8.Valid(content) {
 		return content, raw, true
 	}
-	return backend.AppendJSONText(make([]byte, 0, len(content)), raw, len(content)), raw, true
+	// Unescaping never lengthens the text, but each invalid byte becomes a 3-byte U+FFFD.
+	return backend.AppendJSONText(make([]byte, 0, len(content)), raw, 3*len(content)), raw, true
 }
 
 // readTaskResult parses the task_result string into JSON and a message. A task_result that is not JSON is

@@ -115,7 +115,8 @@ func (d *bodyDecoder) text(content []byte) string {
 	}
 	quoted := make([]byte, 0, len(content)+2)
 	quoted = append(append(append(quoted, '"'), content...), '"')
-	return backend.JSONText(quoted, len(quoted))
+	// Unescaping never lengthens the text, but each invalid byte becomes a 3-byte U+FFFD.
+	return backend.JSONText(quoted, 3*len(content))
 }
 
 func hasEscapes(b []byte) bool {
