@@ -169,7 +169,10 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 		for k, v := range login.Headers {
 			req.Header.Set(k, v)
 		}
-		resp, err := a.fetch(ctx, req)
+		resp, err := a.client.Do(ctx, req)
+		if err == nil {
+			err = checkLoginBodyShape(resp)
+		}
 		if err != nil {
 			return "", time.Time{}, a.loginError(err)
 		}

@@ -23,13 +23,29 @@ const (
 // checkBodyShape refuses a JSON body over the shape limits with a transient error that names the limit. A
 // body that is not JSON is left alone: the expressions see it as text.
 func checkBodyShape(resp *backend.Response) error {
-	if !json.Valid(resp.Body) {
-		return nil
-	}
-	if problem := backend.JSONShapeProblem(resp.Body, maxBodyDepth, maxBodyValues); problem != "" {
-		return backend.BadBody(resp, "JSON "+problem+", more than the HTTP backend decodes")
+	if problem := bodyShapeProblem(resp.Body); problem != "" {
+		return backend.BadBody(resp, problem)
 	}
 	return nil
+}
+
+// checkLoginBodyShape is checkBodyShape for a login answer, whose start is not quoted: it may hold the
+// session token.
+func checkLoginBodyShape(resp *backend.Response) error {
+	if problem := bodyShapeProblem(resp.Body); problem != "" {
+		return backend.Errorf(backend.KindTransient, "vendor answered HTTP %d with a body that is not the documented shape (%s)", resp.StatusCode, problem)
+	}
+	return nil
+}
+
+func bodyShapeProblem(body []byte) string {
+	if !json.Valid(body) {
+		return ""
+	}
+	if problem := backend.JSONShapeProblem(body, maxBodyDepth, maxBodyValues); problem != "" {
+		return "JSON " + problem + ", more than the HTTP backend decodes"
+	}
+	return ""
 }
 
 // bodyString is the body as a string without a copy. Response.Body is never changed once read, so the

@@ -371,7 +371,11 @@ func (x *expression) evalJSON(ctx context.Context, vars map[string]any) (json.Ra
 		case text == "":
 			return nil, nil
 		case json.Valid(raw):
-			return bytes.Clone(backend.CompactJSON(raw)), nil
+			compacted := backend.CompactJSON(raw)
+			if len(compacted) == len(raw) {
+				compacted = bytes.Clone(compacted) // raw itself, which must not be handed out
+			}
+			return compacted, nil
 		}
 		return backend.QuoteJSON(unsafe.Slice(unsafe.StringData(string(s)), len(s))), nil
 	}
