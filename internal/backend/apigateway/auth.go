@@ -78,16 +78,14 @@ type iamAuthRequest struct {
 // iamTokenReply is the part of the login answer the operator reads.
 type iamTokenReply struct {
 	Token struct {
-		ExpiresAt string `json:"expires_at"`
+		ExpiresAt backend.BoundedString `json:"expires_at"`
 	} `json:"token"`
 }
 
-// iamErrorReply is the body of an IAM error.
+// iamErrorReply is the part of an IAM error body the operator quotes.
 type iamErrorReply struct {
 	Error struct {
-		Code    any    `json:"code"`
-		Message string `json:"message"`
-		Title   string `json:"title"`
+		Message backend.BoundedString `json:"message"`
 	} `json:"error"`
 }
 
@@ -141,10 +139,15 @@ func (p *passwordLogin) login(ctx context.Context) (string, time.Time, error) {
 	if resp.StatusCode != http.StatusCreated || token == "" {
 		return "", time.Time{}, iamLoginError(resp)
 	}
+	return token, tokenExpiry(resp), nil
+}
+
+// tokenExpiry reads the expiry of an IAM token; it is optional: without it, the token is renewed on 401.
+func tokenExpiry(resp *backend.Response) time.Time {
 	var reply iamTokenReply
-	_ = json.Unmarshal(resp.Body, &reply) // expiry is optional: without it, the token is renewed on 401
-	expiry, _ := time.Parse(time.RFC3339Nano, reply.Token.ExpiresAt)
-	return token, expiry, nil
+	_ = json.Unmarshal(resp.Body, &reply)
+	expiry, _ := time.Parse(time.RFC3339Nano, string(reply.Token.ExpiresAt))
+	return expiry
 }
 
 // iamLoginError classifies a refused IAM login, quoting IAM's message.
@@ -152,7 +155,7 @@ func iamLoginError(resp *backend.Response) error {
 	var e iamErrorReply
 	msg := ""
 	if json.Unmarshal(resp.Body, &e) == nil && e.Error.Message != "" {
-		msg = e.Error.Message
+		msg = string(e.Error.Message)
 	}
 	err := backend.ErrorForStatus(resp, msg)
 	if be, ok := backend.AsError(err); ok {

@@ -170,6 +170,9 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 			req.Header.Set(k, v)
 		}
 		resp, err := a.client.Do(ctx, req)
+		if err == nil {
+			err = checkLoginBodyShape(resp)
+		}
 		if err != nil {
 			return "", time.Time{}, a.loginError(err)
 		}
@@ -235,7 +238,7 @@ func (a *authenticator) readLogin(ctx context.Context, resp *backend.Response, t
 	if strings.TrimSpace(value) == "" {
 		return "", time.Time{}, backend.Errorf(backend.KindAuthentication, "the login answered HTTP %d, but %stoken yielded no token", resp.StatusCode, fieldLogin)
 	}
-	return value, time.Time{}, nil
+	return strings.Clone(value), time.Time{}, nil // a copy: the token may be the body's own bytes
 }
 
 func (a *authenticator) loginError(err error) error {
@@ -265,7 +268,7 @@ func (a *authenticator) do(ctx context.Context, build func() (*http.Request, err
 		if a.attach != nil {
 			a.attach(req)
 		}
-		return a.client.Do(ctx, req)
+		return a.fetch(ctx, req)
 	}
 	expired := func(resp *backend.Response) bool {
 		yes, err := a.expired.evalBool(ctx, answerVars(resp, nil, "", nil), false)
@@ -281,7 +284,7 @@ func (a *authenticator) do(ctx context.Context, build func() (*http.Request, err
 		} else {
 			req.Header.Set(a.tokenHeader, strings.ReplaceAll(a.tokenFormat, "{token}", token))
 		}
-		return a.client.Do(ctx, req)
+		return a.fetch(ctx, req)
 	}, expired)
 	if err != nil {
 		return nil, err
@@ -289,6 +292,19 @@ func (a *authenticator) do(ctx context.Context, build func() (*http.Request, err
 	if expired(resp) {
 		return nil, &backend.Error{Kind: backend.KindAuthentication, RetryAfter: resp.RetryAfter,
 			Message: fmt.Sprintf("the vendor refused the session of a fresh login (HTTP %d, %sexpired is true)", resp.StatusCode, fieldLogin)}
+	}
+	return resp, nil
+}
+
+// fetch sends a request and refuses an answer whose JSON body is over the shape limits, before any
+// expression decodes it.
+func (a *authenticator) fetch(ctx context.Context, req *http.Request) (*backend.Response, error) {
+	resp, err := a.client.Do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBodyShape(resp); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }

@@ -179,7 +179,7 @@ func (h *httpBackend) observe(ctx context.Context, vars map[string]any) (backend
 	}
 	switch p := v1alpha1.TaskPhase(phase); p {
 	case v1alpha1.TaskPhasePending, v1alpha1.TaskPhaseRunning, v1alpha1.TaskPhaseSucceeded, v1alpha1.TaskPhaseFailed:
-		obs.Phase = p
+		obs.Phase = v1alpha1.TaskPhase(strings.Clone(phase)) // the phase may be the body's own bytes
 	default:
 		return obs, backend.Errorf(backend.KindTransient, "CEL expression %sphase yielded %q; it must yield one of Pending, Running, Succeeded, Failed", fieldExpressions, oneLine(phase))
 	}
@@ -194,7 +194,8 @@ func (h *httpBackend) observe(ctx context.Context, vars map[string]any) (backend
 		if err != nil {
 			return obs, err
 		}
-		*s.dst = oneLine(v)
+		// A copy: the text may be the body's own bytes (see bodyString), which it must not keep alive.
+		*s.dst = strings.Clone(oneLine(v))
 	}
 	if obs.Result, err = h.result.evalJSON(ctx, vars); err != nil {
 		return obs, err
