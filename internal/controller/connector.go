@@ -237,6 +237,9 @@ func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, r
 	if spec.RateLimit != nil {
 		opts.QPS, opts.Burst = float64(spec.RateLimit.QPS), int(spec.RateLimit.Burst)
 	}
+	if spec.MaxResponseBytes != nil {
+		opts.MaxBodyBytes = *spec.MaxResponseBytes
+	}
 	if spec.TLS != nil {
 		opts.ServerName = spec.TLS.ServerName
 		opts.InsecureSkipVerify = spec.TLS.InsecureSkipVerify

@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -230,4 +231,24 @@ func TestFlappingBackendDoesNotMakeItsTasksPollFasterThanTheirInterval(t *testin
 		// At most one poll per interval, plus the first poll and the jitter's slack.
 		g.Expect(float64(sim.Polls(id))).To(BeNumerically("<=", elapsed*1.1+2), "task %s polled %d times in %.1f s", id, sim.Polls(id), elapsed)
 	}
+}
+
+// TestMaxResponseBytesBoundsTheVendorAnswer: a backend's spec.maxResponseBytes is the most of an answer read;
+// a longer one is a backend error naming the limit, and the task keeps its last good status.
+func TestMaxResponseBytesBoundsTheVendorAnswer(t *testing.T) {
+	ns := newNamespace(t)
+	spec := apigSpec()
+	spec.MaxResponseBytes = ptr.To[int64](4096)
+	createBackend(t, ns, "apig", spec, apigToken(simToken))
+	id := uniqueTaskID(t)
+	padding := strings.Repeat(" ", 8192)
+	sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running},
+		vendorsim.Step{RawBody: `{"id":"` + id + `","status":"processing"` + padding + `}`})
+	createTask(t, ns, "t", "apig", id)
+	task := waitForTask(t, ns, "t", func(g Gomega, task *v1alpha1.AsyncTask) {
+		expectCondition(g, task.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonBackendUnavailable)
+	})
+	g := NewWithT(t)
+	g.Expect(task.Status.Message).To(ContainSubstring("is larger than 4 KiB"))
+	g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseRunning), "the last good observation is kept")
 }
