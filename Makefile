@@ -7,6 +7,7 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 
 CONTROLLER_GEN := $(BIN)/controller-gen
+GOLANGCI_LINT := $(BIN)/golangci-lint
 CONTROL_PLANE := $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl
 export KUBEBUILDER_ASSETS := $(BIN)
 
@@ -45,6 +46,10 @@ fmt: ## Run go fmt.
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yml) over the module.
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
 test: $(CONTROL_PLANE) vet verify-manifests ## Run every test on a local control plane built from source (first build: ~5 min).
@@ -114,6 +119,10 @@ $(BIN)/kubectl: hack/controlplane/go.mod hack/controlplane/go.sum
 
 $(BIN)/etcd: hack/controlplane/go.mod hack/controlplane/go.sum
 	cd hack/controlplane && go build -o $@ ./etcd
+
+# Built with the Go the project uses: a golangci-lint built by an older Go cannot load this module.
+$(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
+	cd hack/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
