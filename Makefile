@@ -7,7 +7,7 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 
 CONTROLLER_GEN := $(BIN)/controller-gen
-GOLANGCI_LINT := $(BIN)/golangci-lint
+GOLANGCI_LINT := $(BIN)/golangci-lint-kube-api-linter
 CONTROL_PLANE := $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl
 export KUBEBUILDER_ASSETS := $(BIN)
 
@@ -48,7 +48,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yml) over the module.
+lint: $(GOLANGCI_LINT) ## Run golangci-lint and kube-api-linter (.golangci.yml) over the module.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
@@ -120,9 +120,10 @@ $(BIN)/kubectl: hack/controlplane/go.mod hack/controlplane/go.sum
 $(BIN)/etcd: hack/controlplane/go.mod hack/controlplane/go.sum
 	cd hack/controlplane && go build -o $@ ./etcd
 
-# Built with the Go the project uses: a golangci-lint built by an older Go cannot load this module.
+# golangci-lint with kube-api-linter built in (its module plugin), built with the Go the project uses: a
+# golangci-lint built by an older Go cannot load this module.
 $(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
-	cd hack/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	cd hack/lint && go build -o $@ sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen

@@ -3,4 +3,4 @@
 // Package lint only pins the linter's version for `go build` in the Makefile.
 package lint
 
-import _ "github.com/golangci/golangci-lint/v2/cmd/golangci-lint"
+import _ "sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter"
