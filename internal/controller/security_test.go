@@ -362,9 +362,9 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 
 	namespaced := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
 	_, err := conns.connect(ctx, namespaced, "team")
-	ce, ok := asConnectError(err)
-	g.Expect(ok).To(BeTrue(), "want a connectError, got %v", err)
-	g.Expect(ce.Reason).To(Equal(v1alpha1.ReasonInvalidConfig))
+	ce, ok := backend.AsError(err)
+	g.Expect(ok).To(BeTrue(), "want a *backend.Error, got %v", err)
+	g.Expect(classify(ce).backendReason).To(Equal(v1alpha1.ReasonInvalidConfig))
 	g.Expect(ce.Message).To(ContainSubstring("namespaced backends are disabled by the operator's --forbid-namespaced-backends flag"))
 	g.Expect(reads).To(BeZero(), "neither the TaskBackend nor its Secret is read")
 
@@ -437,8 +437,8 @@ func TestCrossNamespaceSecretRefIsIgnoredByTheConnector(t *testing.T) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "victim", Name: "creds"}, Data: map[string][]byte{"token": []byte(simToken)}},
 	)
 	_, err := newConnector(reader, newSecretReader(reader, reader), Options{}).connect(context.Background(), backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "attacker", Name: "apig"}, "attacker")
-	ce, ok := asConnectError(err)
-	g.Expect(ok).To(BeTrue(), "want a connectError, got %v", err)
-	g.Expect(ce.Reason).To(Equal(v1alpha1.ReasonSecretNotFound))
+	ce, ok := backend.AsError(err)
+	g.Expect(ok).To(BeTrue(), "want a *backend.Error, got %v", err)
+	g.Expect(classify(ce).backendReason).To(Equal(v1alpha1.ReasonSecretNotFound))
 	g.Expect(ce.Message).To(ContainSubstring("attacker/creds"))
 }

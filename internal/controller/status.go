@@ -31,7 +31,7 @@ const (
 type pollOutcome struct {
 	// observation is set when the vendor answered about the task.
 	observation *backend.Observation
-	// err is a poll error (*backend.Error) or a *connectError when the backend could not be used.
+	// err is a poll error, or why the backend could not be used (*backend.Error, classified by classify).
 	err error
 }
 
@@ -113,57 +113,27 @@ func applyObservation(st *v1alpha1.AsyncTaskStatus, obs backend.Observation, now
 // error ends the task, or else the reason the task is waiting.
 func applyError(st *v1alpha1.AsyncTaskStatus, err error) (failureReason, waitingReason string) {
 	st.Message = errorMessage(err)
-	if ce, ok := asConnectError(err); ok {
+	class := classify(err)
+	if class.retry != retryFailAfterRepeats {
 		st.ConsecutiveNotFound = 0
-		if ce.Reason == v1alpha1.ReasonBackendNotAllowed {
-			return "", v1alpha1.ReasonBackendNotAllowed // nothing was asked of the vendor: not a backend error
-		}
-		st.ConsecutiveErrors++
-		if ce.Reason == v1alpha1.ReasonBackendNotFound {
-			return "", v1alpha1.ReasonBackendNotFound
-		}
-		return "", v1alpha1.ReasonBackendUnavailable
+	}
+	if class.retry == retryStall {
+		return "", class.taskReason // nothing was asked of the vendor: not a backend error
 	}
 	st.ConsecutiveErrors++
-	kind := backend.KindOf(err)
-	if kind != backend.KindNotFound {
-		st.ConsecutiveNotFound = 0
-	}
-	switch kind {
-	case backend.KindNotFound:
+	switch class.retry {
+	case retryFail:
+		st.Phase = v1alpha1.TaskPhaseFailed
+		return class.failureReason, ""
+	case retryFailAfterRepeats:
 		st.ConsecutiveNotFound++
 		if st.ConsecutiveNotFound >= notFoundPollsBeforeFailure {
 			st.Phase = v1alpha1.TaskPhaseFailed
 			st.Message = fmt.Sprintf("The vendor does not know this task (%d answers in a row): %s", st.ConsecutiveNotFound, st.Message)
-			return v1alpha1.ReasonTaskNotFound, ""
+			return class.failureReason, ""
 		}
-		return "", v1alpha1.ReasonBackendUnavailable
-	case backend.KindTerminal:
-		st.Phase = v1alpha1.TaskPhaseFailed
-		return v1alpha1.ReasonTaskFailed, ""
-	case backend.KindAuthentication:
-		return "", v1alpha1.ReasonAuthenticationFailed
-	default:
-		return "", v1alpha1.ReasonBackendUnavailable
 	}
-}
-
-func errorMessage(err error) string {
-	if err == nil {
-		return "Unknown error"
-	}
-	msg := backend.OneLine(err.Error(), backend.MaxMessageLength)
-	if msg == "" {
-		return "Unknown error"
-	}
-	return upperFirst(msg)
-}
-
-func upperFirst(s string) string {
-	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
-		return string(s[0]-'a'+'A') + s[1:]
-	}
-	return s
+	return "", class.taskReason
 }
 
 func setResult(st *v1alpha1.AsyncTaskStatus, result json.RawMessage) {

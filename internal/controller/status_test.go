@@ -80,11 +80,11 @@ func TestStatusFollowsTheContractTable(t *testing.T) {
 			want:    want{v1alpha1.TaskPhaseRunning, inProgress(v1alpha1.ReasonAuthenticationFailed)},
 		},
 		"backend missing": {
-			outcome: pollOutcome{err: &connectError{Reason: v1alpha1.ReasonBackendNotFound, Message: "TaskBackend ns/x not found"}},
+			outcome: pollOutcome{err: &backend.Error{Kind: backend.KindBackendNotFound, Message: "TaskBackend ns/x not found"}},
 			want:    want{v1alpha1.TaskPhasePending, inProgress(v1alpha1.ReasonBackendNotFound)},
 		},
 		"backend unusable": {
-			outcome: pollOutcome{err: &connectError{Reason: v1alpha1.ReasonSecretNotFound, Message: "credentials Secret ns/x not found"}},
+			outcome: pollOutcome{err: &backend.Error{Kind: backend.KindSecretNotFound, Message: "credentials Secret ns/x not found"}},
 			want:    want{v1alpha1.TaskPhasePending, inProgress(v1alpha1.ReasonBackendUnavailable)},
 		},
 		"running, no change for progressDeadlineSeconds": {

@@ -67,29 +67,21 @@ func (r *BackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 // check connects to the backend and makes one request; the result is the Ready condition, or how long to
 // wait when the request could not be sent yet.
 func (r *BackendReconciler) check(ctx context.Context, key backendKey) (metav1.Condition, time.Duration) {
-	notReady := func(reason, message string) metav1.Condition {
-		return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
-			Message: backend.OneLine(message, backend.MaxMessageLength)}
+	notReady := func(err error) metav1.Condition {
+		return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: classify(err).backendReason, Message: errorMessage(err)}
 	}
 	conn, err := r.connector.connect(ctx, key, "")
 	if err != nil {
-		ce, _ := asConnectError(err)
-		return notReady(ce.Reason, ce.Message), 0
+		return notReady(err), 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
 	if err := conn.backend.Check(ctx); err != nil {
-		if e, ok := backend.AsError(err); ok && e.Kind == backend.KindDeferred {
-			return metav1.Condition{}, max(e.RetryAfter, time.Second)
+		if wait, deferred := backend.DeferredFor(err); deferred {
+			return metav1.Condition{}, wait
 		}
-		reason := v1alpha1.ReasonUnreachable
-		switch backend.KindOf(err) {
-		case backend.KindAuthentication:
-			reason = v1alpha1.ReasonAuthenticationFailed
-		case backend.KindInvalidConfig:
-			reason = v1alpha1.ReasonInvalidConfig
-		}
-		return notReady(reason, upperFirst(err.Error())), 0
+		return notReady(err), 0
 	}
 	message := "The vendor answered with these credentials"
 	if conn.spec.TLS != nil && conn.spec.TLS.InsecureSkipVerify {
