@@ -60,7 +60,6 @@ type connection struct {
 	spec        v1alpha1.TaskBackendSpec
 	backend     backend.Backend
 	client      *backend.Client
-	health      backendHealth
 	// workers holds a token per poll in flight, so one backend cannot hold every worker of the operator.
 	workers chan struct{}
 }

@@ -235,7 +235,7 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got := backoff(interval, tc.errors, tc.retryAfter)
+			got := newScheduler().backoff(interval, tc.errors, tc.retryAfter)
 			if got < tc.atLeast || got > tc.atMost {
 				t.Errorf("backoff = %s, want within [%s, %s]", got, tc.atLeast, tc.atMost)
 			}
