@@ -87,10 +87,11 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if polled != nil {
 		outcome, backendType = polled.outcome, polled.backendType
 	}
-	status := statusFromOutcome(task, outcome, now)
-	if err := r.writeResultConfigMap(ctx, task, outcome, &status); err != nil {
+	resultNote, err := r.writeResultConfigMap(ctx, task, outcome)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
+	status := statusFromOutcome(task, outcome, resultNote, now)
 	if err := r.writeStatus(ctx, task, status); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -190,13 +191,10 @@ func (r *AsyncTaskReconciler) deleteAfterTTL(ctx context.Context, task *v1alpha1
 // writeStatus patches the status when it differs from what is stored, and records an event when the phase
 // or the reason the task waits changed.
 func (r *AsyncTaskReconciler) writeStatus(ctx context.Context, task *v1alpha1.AsyncTask, status v1alpha1.AsyncTaskStatus) error {
-	if statusEquality.DeepEqual(task.Status, status) {
-		return nil
-	}
 	before := task.DeepCopy()
 	task.Status = status
-	if err := r.Status().Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}),
-		client.FieldOwner(r.FieldOwner)); err != nil {
+	changed, err := patchStatus(ctx, r.Client, r.FieldOwner, before, task)
+	if err != nil || !changed {
 		return err
 	}
 	r.recordTransition(before, task)

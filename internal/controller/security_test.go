@@ -375,7 +375,7 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 
 	task := &v1alpha1.AsyncTask{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "t"},
 		Spec: v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: "apig"}, TaskID: "x"}}
-	st := statusFromOutcome(task, pollOutcome{err: err}, metav1.Now().Time)
+	st := statusFromOutcome(task, pollOutcome{err: err}, "", metav1.Now().Time)
 	g.Expect(st.Message).To(ContainSubstring("--forbid-namespaced-backends"), "the task says why")
 
 	cluster := backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: "apig"}

@@ -85,18 +85,19 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	}
 	registerMetrics(mgr.GetClient())
 	conns := newConnector(mgr.GetClient(), newSecretReader(mgr.GetClient(), mgr.GetAPIReader()), opts)
+	fieldOwner := cmp.Or(opts.FieldOwner, "asynctask-operator")
 	tasks := &AsyncTaskReconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
 		Scheme:     mgr.GetScheme(),
 		Recorder:   mgr.GetEventRecorder("asynctask-operator"),
-		FieldOwner: cmp.Or(opts.FieldOwner, "asynctask-operator"),
+		FieldOwner: fieldOwner,
 	}
 	if err := tasks.SetupWithManager(mgr, conns, opts.workers()); err != nil {
 		return fmt.Errorf("setting up the AsyncTask controller: %w", err)
 	}
 	for _, kind := range []v1alpha1.BackendKind{v1alpha1.BackendKindTaskBackend, v1alpha1.BackendKindClusterTaskBackend} {
-		r := &BackendReconciler{Client: mgr.GetClient(), Kind: kind}
+		r := &BackendReconciler{Client: mgr.GetClient(), Kind: kind, FieldOwner: fieldOwner}
 		if err := r.SetupWithManager(mgr, conns); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}

@@ -35,9 +35,11 @@ type pollOutcome struct {
 	err error
 }
 
-// statusFromOutcome computes a task's next status from its current status and what this pass learned. It is a
-// pure function of its arguments, so the contract's tables can be tested without an API server.
-func statusFromOutcome(task *v1alpha1.AsyncTask, outcome pollOutcome, now time.Time) v1alpha1.AsyncTaskStatus {
+// statusFromOutcome computes a task's next status from its current status, what this pass learned, why its
+// result was not written to its resultConfigMap (resultNote, empty when it was or there was none) and the
+// time. It is a pure function of its arguments, so the contract's tables can be tested without an API server;
+// conditions move their LastTransitionTime to now.
+func statusFromOutcome(task *v1alpha1.AsyncTask, outcome pollOutcome, resultNote string, now time.Time) v1alpha1.AsyncTaskStatus {
 	st := *task.Status.DeepCopy()
 	st.ObservedGeneration = task.Generation
 	if st.Phase.Finished() {
@@ -68,6 +70,9 @@ func statusFromOutcome(task *v1alpha1.AsyncTask, outcome pollOutcome, now time.T
 	}
 	if st.Phase == v1alpha1.TaskPhaseSucceeded {
 		st.Progress = ptr.To[int32](100)
+	}
+	if resultNote != "" {
+		st.Message = appendSentence(st.Message, resultNote)
 	}
 	setConditions(&st, task, failureReason, waitingReason, now)
 	return st
@@ -206,6 +211,8 @@ func setConditions(st *v1alpha1.AsyncTaskStatus, task *v1alpha1.AsyncTask, failu
 	set := func(condType string, status metav1.ConditionStatus, reason, message string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: gen,
+			// Kept by SetStatusCondition unless the status flips.
+			LastTransitionTime: metav1.NewTime(now),
 		})
 	}
 	st.Message = backend.OneLine(st.Message, backend.MaxMessageLength)
