@@ -233,9 +233,9 @@ func isBackendErrorReason(reason string) bool {
 	return false
 }
 
-// SetupWithManager registers the reconciler. Tasks are reconciled when created or their spec changes (their
+// setupWithManager registers the reconciler. Tasks are reconciled when created or their spec changes (their
 // own status writes do not trigger a poll), and when a backend or Secret they depend on changes.
-func (r *AsyncTaskReconciler) SetupWithManager(mgr ctrl.Manager, connector *connector, workers int) error {
+func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *connector, workers int) error {
 	r.connector = connector
 	if r.clock == nil {
 		r.clock = clock.RealClock{}

@@ -84,6 +84,8 @@ func (c *connection) pollInterval() time.Duration {
 // connector builds one connection per backend and keeps it while the backend and its Secrets are unchanged, so
 // every task of a backend shares one HTTP client, rate limiter and session.
 type connector struct {
+	// lookup finds the vendor package that builds a backend of a type (registry.Lookup, or a fake in tests).
+	lookup func(v1alpha1.BackendType) (backend.Factory, error)
 	reader client.Reader
 	// secrets reads Secrets; never read them through reader, which would cache every Secret of the cluster.
 	secrets *secretReader
@@ -139,7 +141,11 @@ func newConnector(reader client.Reader, secrets *secretReader, opts Options) *co
 	for _, kind := range []v1alpha1.BackendKind{v1alpha1.BackendKindTaskBackend, v1alpha1.BackendKindClusterTaskBackend} {
 		network[kind] = opts.networkPolicy(kind)
 	}
-	return &connector{reader: reader, secrets: secrets, network: network, forbidNamespaced: opts.ForbidNamespacedBackends,
+	lookup := opts.BackendFactory
+	if lookup == nil {
+		lookup = registry.Lookup
+	}
+	return &connector{lookup: lookup, reader: reader, secrets: secrets, network: network, forbidNamespaced: opts.ForbidNamespacedBackends,
 		workersPerBackend: opts.workersPerBackend(), conns: map[backendKey]*connection{},
 		namespaceWorkers: &workerShares{size: opts.workersPerNamespace(), shares: map[string]chan struct{}{}}}
 }
@@ -180,7 +186,7 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 	if conn, ok := c.conns[key]; ok && conn.fingerprint == fingerprint {
 		return conn, nil
 	}
-	conn, err := buildConnection(spec, creds, roots, c.network[key.Kind])
+	conn, err := c.buildConnection(spec, creds, roots, c.network[key.Kind])
 	if err == nil {
 		conn.workers = make(chan struct{}, c.workersPerBackend)
 	}
@@ -205,8 +211,10 @@ func (c *connector) forget(key backendKey) {
 	}
 }
 
-func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy) (*connection, error) {
-	factory, err := registry.Lookup(spec.Type)
+// buildConnection builds the vendor client of one version of a backend: its HTTP client, under the kind's
+// network policy, and the Backend its vendor package's factory makes of them.
+func (c *connector) buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy) (*connection, error) {
+	factory, err := c.lookup(spec.Type)
 	if err != nil {
 		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: err.Error()}
 	}

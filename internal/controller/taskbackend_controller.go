@@ -109,8 +109,8 @@ func (r *BackendReconciler) newObject() (client.Object, *v1alpha1.TaskBackendSta
 	return b, &b.Status
 }
 
-// SetupWithManager registers the reconciler for its kind.
-func (r *BackendReconciler) SetupWithManager(mgr ctrl.Manager, connector *connector) error {
+// setupWithManager registers the reconciler for its kind.
+func (r *BackendReconciler) setupWithManager(mgr ctrl.Manager, connector *connector) error {
 	r.connector = connector
 	if r.clock == nil {
 		r.clock = clock.RealClock{}
