@@ -95,11 +95,6 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.writeStatus(ctx, task, status); err != nil {
 		return ctrl.Result{}, err
 	}
-	if status.Phase.Finished() {
-		r.schedule.finish(req.NamespacedName, task.UID)
-		recordFinished(backendType, task, now)
-		return r.deleteAfterTTL(ctx, task, now)
-	}
 	next := r.schedule.wait(task, now)
 	if polled != nil {
 		var recovered bool
@@ -107,6 +102,11 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if recovered {
 			r.wakeTasks(ctx, polled.backend)
 		}
+	}
+	if status.Phase.Finished() {
+		r.schedule.finish(req.NamespacedName, task.UID)
+		recordFinished(backendType, task, now)
+		return r.deleteAfterTTL(ctx, task, now)
 	}
 	return ctrl.Result{RequeueAfter: min(next, untilNextDeadline(task, &status, now))}, nil
 }

@@ -52,7 +52,9 @@ func (s *scheduler) succeeded(key backendKey, connection string) bool {
 
 // wakeTasks, called when a backend answers again after failing, brings every unfinished task of the backend
 // that backed off forward to its regular time (never earlier, so that flapping answers cannot make tasks poll
-// more often than their interval) and queues it, without blocking the caller.
+// more often than their interval) and queues those, without blocking the caller. A task that did not back off
+// is not queued: a task created since, whose first status write the cache may not show yet, would read as a
+// changed spec and be polled twice.
 func (r *AsyncTaskReconciler) wakeTasks(ctx context.Context, key backendKey) {
 	requests := r.tasksOf.tasksOf(ctx, key, r.schedule.wake)
 	go func() {

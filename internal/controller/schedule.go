@@ -135,23 +135,28 @@ func (s *scheduler) backoff(interval time.Duration, consecutiveErrors int32, ret
 // was used up) is asked again.
 func (s *scheduler) afterDeferred(wait time.Duration) time.Duration { return s.jitter(wait) }
 
-// wake brings a backed-off task forward to its regular time (its backend answers again), never earlier.
-func (s *scheduler) wake(key types.NamespacedName, uid types.UID) {
+// wake brings a backed-off task forward to its regular time (its backend answers again), never earlier, and
+// reports whether it moved the task: one that did not back off keeps its own time, and its own timer.
+func (s *scheduler) wake(key types.NamespacedName, uid types.UID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ts, ok := s.tasks[key]; ok && ts.uid == uid && ts.regular.Before(ts.due) {
-		ts.due = ts.regular
-		s.tasks[key] = ts
+	ts, ok := s.tasks[key]
+	if !ok || ts.uid != uid || !ts.regular.Before(ts.due) {
+		return false
 	}
+	ts.due = ts.regular
+	s.tasks[key] = ts
+	return true
 }
 
-// pollNow makes a task due at once (its backend or Secret changed).
-func (s *scheduler) pollNow(key types.NamespacedName, uid types.UID) {
+// pollNow makes a task due at once (its backend or Secret changed); the caller queues it.
+func (s *scheduler) pollNow(key types.NamespacedName, uid types.UID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ts, ok := s.tasks[key]; ok && ts.uid == uid && !ts.finished {
 		delete(s.tasks, key)
 	}
+	return true
 }
 
 // finish records that the task finished: it is never due again.

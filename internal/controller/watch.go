@@ -120,9 +120,9 @@ func (m *taskMapper) forNamespace(ctx context.Context, obj client.Object) []reco
 	return requests
 }
 
-// tasksOf returns the unfinished tasks of a backend, after rescheduling each with reschedule (pollNow: due at
-// once; wake: due at its regular time).
-func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule func(types.NamespacedName, types.UID)) []reconcile.Request {
+// tasksOf reschedules each unfinished task of a backend with reschedule (pollNow: due at once; wake: due at
+// its regular time) and returns those it moved, to be queued.
+func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule func(types.NamespacedName, types.UID) bool) []reconcile.Request {
 	tasks := &v1alpha1.AsyncTaskList{}
 	opts := []client.ListOption{client.MatchingFields{taskBackendIndex: key.String()}}
 	if key.Namespace != "" {
@@ -137,8 +137,9 @@ func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule fun
 		if t.Status.Phase.Finished() {
 			continue
 		}
-		reschedule(taskKey(&t), t.UID)
-		requests = append(requests, reconcile.Request{NamespacedName: taskKey(&t)})
+		if reschedule(taskKey(&t), t.UID) {
+			requests = append(requests, reconcile.Request{NamespacedName: taskKey(&t)})
+		}
 	}
 	return requests
 }
