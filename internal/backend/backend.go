@@ -142,6 +142,18 @@ const (
 	// KindDeferred means no request was sent: the backend's rate limit or its share of the operator's
 	// workers is used up. Nothing is wrong with the task; it is asked again after RetryAfter.
 	KindDeferred ErrorKind = "Deferred"
+
+	// The kinds below say why the operator could not use a backend at all, before any vendor was asked. The
+	// controller's connector returns them; vendor packages never do.
+
+	// KindBackendNotFound is a task naming a TaskBackend or ClusterTaskBackend that does not exist.
+	KindBackendNotFound ErrorKind = "BackendNotFound"
+	// KindSecretNotFound is a backend naming a credentials or CA Secret that does not exist.
+	KindSecretNotFound ErrorKind = "SecretNotFound"
+	// KindNotAllowed is a ClusterTaskBackend whose spec.allowedNamespaces does not select the task's namespace.
+	KindNotAllowed ErrorKind = "BackendNotAllowed"
+	// KindUnreachable is the API server failing to give the operator the backend, a Secret or a namespace.
+	KindUnreachable ErrorKind = "Unreachable"
 )
 
 // Error is a classified backend failure. Message is one line for humans and never holds a secret.
@@ -174,6 +186,16 @@ func AsError(err error) (*Error, bool) {
 		return e, true
 	}
 	return nil, false
+}
+
+// DeferredFor reports whether err says the request was not sent yet (KindDeferred), and how long to wait
+// before asking again: the error's RetryAfter, at least a second.
+func DeferredFor(err error) (time.Duration, bool) {
+	e, ok := AsError(err)
+	if !ok || e.Kind != KindDeferred {
+		return 0, false
+	}
+	return max(e.RetryAfter, time.Second), true
 }
 
 // ErrorForStatus classifies an HTTP error answer the way the contract says: 401/403 authentication, 404 not
