@@ -92,3 +92,13 @@ func isOneLine(s string) bool {
 	}
 	return true
 }
+
+// SnippetLength is how many characters of a body Snippet quotes: enough to see who answered (a proxy's HTML
+// page, a login form), short enough for a status message.
+const SnippetLength = 80
+
+// Snippet quotes the start of a vendor's body for a message: one line (see OneLine) of at most SnippetLength
+// characters. Only the first bytes are read, so that a body of any size costs the same.
+func Snippet(body []byte) string {
+	return OneLine(string(body[:min(len(body), 4*(SnippetLength+1))]), SnippetLength)
+}

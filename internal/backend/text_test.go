@@ -54,3 +54,22 @@ func TestTruncateBytes(t *testing.T) {
 		t.Errorf("TruncateBytes(short) = %q", got)
 	}
 }
+
+func TestSnippetQuotesTheStartOfABodyOnOneLine(t *testing.T) {
+	tests := map[string]struct {
+		body []byte
+		want string
+	}{
+		"short body":          {body: []byte("<html>502 Bad Gateway</html>"), want: "<html>502 Bad Gateway</html>"},
+		"lines become spaces": {body: []byte("<html>\n  <p>login</p>\r\n</html>\n"), want: "<html> <p>login</p> </html>"},
+		"binary junk":         {body: []byte("a\x00\xffb"), want: "a \uFFFDb"},
+		"long body is cut":    {body: []byte(strings.Repeat("x", 1<<20)), want: strings.Repeat("x", SnippetLength-1) + "…"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := Snippet(tc.body); got != tc.want {
+				t.Errorf("Snippet(%q) = %q, want %q", tc.body, got, tc.want)
+			}
+		})
+	}
+}
