@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -18,6 +19,7 @@ func TestOneLine(t *testing.T) {
 		"newlines and tabs become space": {in: " a\n\tb\r\nc  ", max: 100, want: "a b c"},
 		"control characters go":          {in: "a\x00\x1bb", max: 100, want: "a b"},
 		"invalid UTF-8 is replaced":      {in: "a\xffb", max: 100, want: "a\uFFFDb"},
+		"a run of invalid bytes is one":  {in: "a\xff\xfe\x80b \xff", max: 100, want: "a\uFFFDb \uFFFD"},
 		"long text is cut by characters": {in: long, max: 1024, want: strings.Repeat("é", 1023) + "…"},
 	}
 	for name, tc := range tests {
@@ -41,6 +43,20 @@ func TestOneLineOfHugeTextAllocatesLittle(t *testing.T) {
 	}
 	if got := OneLine(huge, MaxMessageLength); utf8.RuneCountInString(got) != MaxMessageLength || !strings.HasSuffix(got, "…") {
 		t.Errorf("OneLine of 100,000 characters gave %d characters, want %d ending with …", utf8.RuneCountInString(got), MaxMessageLength)
+	}
+}
+
+func TestOneLineOfHugeInvalidTextCopiesOnlyWhatItKeeps(t *testing.T) {
+	huge := strings.Repeat("x\xff\n", 1<<20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := OneLine(huge, MaxMessageLength)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Errorf("OneLine of 3 MiB of invalid UTF-8 allocated %d bytes, want at most 64 KiB", n)
+	}
+	if utf8.RuneCountInString(got) != MaxMessageLength || !strings.HasPrefix(got, "x\uFFFD x\uFFFD") {
+		t.Errorf("OneLine gave %d characters starting %q", utf8.RuneCountInString(got), got[:min(len(got), 20)])
 	}
 }
 
