@@ -221,7 +221,7 @@ func (a *authenticator) loginBody(cfg backend.Config, src string) ([]byte, error
 // may pass.
 func (a *authenticator) readLogin(ctx context.Context, resp *backend.Response, token *expression) (string, time.Time, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		text := a.redact(snippet(resp.Body))
+		text := a.redact(backend.Snippet(resp.Body))
 		if text != "" {
 			text = ": " + text
 		}
@@ -320,15 +320,6 @@ func (a *authenticator) checkLogin(ctx context.Context) error {
 	a.session.Invalidate(generation)
 	_, _, err = a.session.Get(ctx)
 	return err
-}
-
-// snippet quotes the start of a body on one line, for messages.
-func snippet(body []byte) string {
-	s := oneLine(string(body[:min(len(body), 1024)]))
-	if r := []rune(s); len(r) > 160 {
-		s = string(r[:160]) + "..."
-	}
-	return s
 }
 
 // validHeaderName reports whether name is an HTTP header field name (an RFC 9110 token).

@@ -181,21 +181,26 @@ func (h *httpBackend) observe(ctx context.Context, vars map[string]any) (backend
 	case v1alpha1.TaskPhasePending, v1alpha1.TaskPhaseRunning, v1alpha1.TaskPhaseSucceeded, v1alpha1.TaskPhaseFailed:
 		obs.Phase = v1alpha1.TaskPhase(strings.Clone(phase)) // the phase may be the body's own bytes
 	default:
-		return obs, backend.Errorf(backend.KindTransient, "CEL expression %sphase yielded %q; it must yield one of Pending, Running, Succeeded, Failed", fieldExpressions, oneLine(phase))
+		return obs, backend.Errorf(backend.KindTransient, "CEL expression %sphase yielded %q; it must yield one of Pending, Running, Succeeded, Failed", fieldExpressions, backend.OneLine(phase, backend.MaxWordLength))
 	}
 	if obs.Progress, err = h.progress.evalProgress(ctx, vars); err != nil {
 		return obs, err
 	}
 	for _, s := range []struct {
-		x   *expression
-		dst *string
-	}{{h.message, &obs.Message}, {h.vendorStatus, &obs.VendorStatus}, {h.taskName, &obs.TaskName}} {
+		x        *expression
+		dst      *string
+		maxChars int
+	}{
+		{h.message, &obs.Message, backend.MaxMessageLength},
+		{h.vendorStatus, &obs.VendorStatus, backend.MaxWordLength},
+		{h.taskName, &obs.TaskName, backend.MaxWordLength},
+	} {
 		v, err := s.x.evalString(ctx, vars)
 		if err != nil {
 			return obs, err
 		}
 		// A copy: the text may be the body's own bytes (see bodyString), which it must not keep alive.
-		*s.dst = strings.Clone(oneLine(v))
+		*s.dst = strings.Clone(backend.OneLine(v, s.maxChars))
 	}
 	if obs.Result, err = h.result.evalJSON(ctx, vars); err != nil {
 		return obs, err
@@ -216,7 +221,7 @@ func (h *httpBackend) refusal(ctx context.Context, resp *backend.Response, vars 
 	if resp.StatusCode < 400 {
 		return backend.BadBody(resp, "not accepted by "+what)
 	}
-	return backend.ErrorForStatus(resp, oneLine(vendorText))
+	return backend.ErrorForStatus(resp, backend.OneLine(vendorText, backend.MaxMessageLength))
 }
 
 // send builds and sends one request about a task, with the backend's headers and credentials.

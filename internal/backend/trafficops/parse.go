@@ -60,7 +60,7 @@ func (l *alertList) UnmarshalJSON(b []byte) error {
 		if len(l.errors) >= maxAlertText && len(l.all) >= maxAlertText {
 			return nil // enough text: the rest are only checked
 		}
-		line := oneLine(backend.JSONText(text, maxAlertText))
+		line := backend.OneLine(backend.JSONText(text, maxAlertText), backend.MaxMessageLength)
 		if line == "" {
 			return nil
 		}
@@ -140,7 +140,7 @@ func parseStatusReply(resp *backend.Response) (backend.Observation, error) {
 	r := reply.Response
 	obs := backend.Observation{
 		VendorStatus:   string(*r.Status),
-		Message:        oneLine(string(r.Message)),
+		Message:        backend.OneLine(string(r.Message), backend.MaxMessageLength),
 		StartTime:      parseTime(r.StartTime),
 		CompletionTime: parseTime(r.EndTime),
 	}
@@ -222,14 +222,4 @@ func prefixed(text string) string {
 		return ""
 	}
 	return ": " + text
-}
-
-// oneLine keeps a vendor text to one line of bounded length, for status messages.
-func oneLine(s string) string {
-	const maxRunes = 512
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxRunes {
-		s = string(r[:maxRunes]) + "..."
-	}
-	return s
 }
