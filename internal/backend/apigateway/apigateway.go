@@ -9,7 +9,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
@@ -36,9 +35,9 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if settings == nil {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.apiGateway with projectID and instanceID is required for type APIGateway")
 	}
-	base, err := url.Parse(strings.TrimSuffix(cfg.Spec.URL, "/"))
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
 	if err != nil {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url is not a URL: %v", err)
+		return nil, err
 	}
 	a := &apiGateway{baseURL: base, project: settings.ProjectID, instance: settings.InstanceID}
 	switch authMethodOf(settings.AuthMethod, cfg.Credentials) {

@@ -102,6 +102,10 @@ func newPasswordLogin(cfg backend.Config, apigURL *url.URL) (*passwordLogin, err
 		}
 		iamURL = derived
 	}
+	iam, err := backend.BaseURL("spec.apiGateway.iamURL", iamURL)
+	if err != nil {
+		return nil, err
+	}
 	var body iamAuthRequest
 	body.Auth.Identity.Methods = []string{"password"}
 	body.Auth.Identity.Password.User.Name = cfg.Credentials.Get("username")
@@ -112,7 +116,7 @@ func newPasswordLogin(cfg backend.Config, apigURL *url.URL) (*passwordLogin, err
 	if err != nil {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "cannot encode the IAM login request")
 	}
-	return &passwordLogin{client: cfg.Client, tokenURL: strings.TrimSuffix(iamURL, "/") + "/v3/auth/tokens", body: raw}, nil
+	return &passwordLogin{client: cfg.Client, tokenURL: iam.JoinPath("v3", "auth", "tokens").String(), body: raw}, nil
 }
 
 // iamURLFor derives the IAM endpoint of a region from its gateway endpoint: apig.<region>.<domain> becomes

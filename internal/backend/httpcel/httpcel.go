@@ -57,16 +57,15 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if settings == nil {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "field spec.http with path and expressions.phase is required for type HTTP")
 	}
-	base, err := url.Parse(cfg.Spec.URL)
-	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url %q is not an http or https URL", cfg.Spec.URL)
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
+	if err != nil {
+		return nil, err
 	}
-	base.RawQuery, base.Fragment = "", ""
 	if !strings.HasPrefix(settings.Path, "/") {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "field spec.http.path must start with /")
 	}
 	h := &httpBackend{
-		base:     strings.TrimSuffix(base.String(), "/"),
+		base:     base.String(),
 		client:   cfg.Client,
 		settings: *settings,
 		method:   string(settings.Method),

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -54,11 +53,10 @@ type loginDomain struct {
 // New builds a Network Insight backend from a Secret holding username + password (token login) or token.
 // With both, the login is used, since it can be renewed when the token expires.
 func New(cfg backend.Config) (backend.Backend, error) {
-	base, err := url.Parse(strings.TrimSuffix(cfg.Spec.URL, "/"))
-	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url %q is not an http or https URL", cfg.Spec.URL)
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
+	if err != nil {
+		return nil, err
 	}
-	base.RawQuery, base.Fragment = "", ""
 	n := &networkInsight{baseURL: base.String(), client: cfg.Client}
 	switch {
 	case cfg.Credentials.Has("username", "password"):

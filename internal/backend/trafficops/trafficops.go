@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,9 +43,9 @@ type trafficOps struct {
 // New builds a Traffic Ops backend from a Secret holding username + password (cookie login) or token (token
 // login). When both sets are present, username + password is used.
 func New(cfg backend.Config) (backend.Backend, error) {
-	base, err := url.Parse(strings.TrimSuffix(cfg.Spec.URL, "/"))
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
 	if err != nil {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url is not a URL: %v", err)
+		return nil, err
 	}
 	version := defaultAPIVersion
 	if cfg.Spec.TrafficOps != nil && cfg.Spec.TrafficOps.APIVersion != "" {

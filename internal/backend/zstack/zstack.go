@@ -38,9 +38,9 @@ type zstack struct {
 // New builds a ZStack backend from a Secret holding accountName + password (session login) or sessionID. When
 // both are present the login is used, since it can renew an expired session.
 func New(cfg backend.Config) (backend.Backend, error) {
-	base, err := url.Parse(strings.TrimSuffix(cfg.Spec.URL, "/"))
-	if err != nil || base.Host == "" {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url is not a URL with a host")
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
+	if err != nil {
+		return nil, err
 	}
 	// The documented paths start with /zstack/v1; a URL that already ends in it is taken as the base too.
 	base.Path = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(base.Path, "/"), "/zstack/v1"), "/zstack")
