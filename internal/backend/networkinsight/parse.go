@@ -303,7 +303,7 @@ type loginReply struct {
 
 // statusWords maps status words to phases. Only FINISHED is documented; the failure words are inferred, and
 // the running words are the ones VMware task APIs use, listed so that they are not reported as unknown.
-var statusWords = map[string]v1alpha1.TaskPhase{
+var statusWords = backend.StatusWords{
 	"FINISHED":    v1alpha1.TaskPhaseSucceeded,
 	"FAILED":      v1alpha1.TaskPhaseFailed,
 	"ERROR":       v1alpha1.TaskPhaseFailed,
@@ -336,9 +336,9 @@ func parseProgressReply(resp *backend.Response) (backend.Observation, error) {
 	if reply.Status != nil {
 		obs.VendorStatus = backend.OneLine(string(*reply.Status), backend.MaxWordLength)
 	}
-	word := strings.ToUpper(strings.TrimSpace(obs.VendorStatus))
-	phase, known := statusWords[word]
-	obs.UnknownStatus = word != "" && !known
+	// VendorStatus is folded by OneLine, so it has no space to trim.
+	phase, known := statusWords.Phase(obs.VendorStatus)
+	obs.UnknownStatus = obs.VendorStatus != "" && !known
 	switch {
 	case phase == v1alpha1.TaskPhaseFailed:
 		// An explicit failure word wins over a progress of 100.

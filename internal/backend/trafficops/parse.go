@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -113,7 +112,7 @@ type alertsReply struct {
 }
 
 // phaseOfStatus maps the documented status words.
-var phaseOfStatus = map[string]v1alpha1.TaskPhase{
+var phaseOfStatus = backend.StatusWords{
 	"PENDING":   v1alpha1.TaskPhaseRunning,
 	"SUCCEEDED": v1alpha1.TaskPhaseSucceeded,
 	"FAILED":    v1alpha1.TaskPhaseFailed,
@@ -144,12 +143,8 @@ func parseStatusReply(resp *backend.Response) (backend.Observation, error) {
 		StartTime:      parseTime(r.StartTime),
 		CompletionTime: parseTime(r.EndTime),
 	}
-	phase, known := phaseOfStatus[strings.ToUpper(obs.VendorStatus)]
-	if !known {
-		phase = v1alpha1.TaskPhaseRunning
-		obs.UnknownStatus = true
-	}
-	obs.Phase = phase
+	phase, known := phaseOfStatus.Phase(obs.VendorStatus)
+	obs.Phase, obs.UnknownStatus = phase, !known
 	return obs, nil
 }
 
