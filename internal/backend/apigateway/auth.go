@@ -17,8 +17,8 @@ import (
 // tokenRefreshBefore renews an IAM token this long before its expires_at (tokens last 24 hours).
 const tokenRefreshBefore = 15 * time.Minute
 
-// tokenSender sends requests with X-Auth-Token: a fixed token, or the token of an IAM session that is renewed
-// once when the gateway answers 401.
+// tokenSender sends requests with X-Auth-Token: the token of an IAM session, renewed once when the gateway
+// answers 401, or a fixed token (backend.NewFixedSession), which Session.Do never resends.
 func tokenSender(client *backend.Client, session *backend.Session[string]) sender {
 	return func(ctx context.Context, u *url.URL) (*backend.Response, error) {
 		return session.Do(ctx, func(token string) (*backend.Response, error) {

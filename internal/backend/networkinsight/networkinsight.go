@@ -32,10 +32,8 @@ const (
 type networkInsight struct {
 	baseURL string
 	client  *backend.Client
+	// session logs in again once on a 401; a fixed token (backend.NewFixedSession) is never resent.
 	session *backend.Session[string]
-	// expired says when an answer means the token is no longer valid: a 401, but only for tokens this backend
-	// logged in for; a fixed token cannot be renewed, so resending it would only repeat the refusal.
-	expired func(*backend.Response) bool
 }
 
 // loginRequest is the body of POST /api/ni/auth/token.
@@ -73,10 +71,8 @@ func New(cfg backend.Config) (backend.Backend, error) {
 			return nil, backend.Errorf(backend.KindInvalidConfig, "cannot encode the login request")
 		}
 		n.session = backend.NewSession(n.login(body), refreshBefore, cfg.OnLogin).RetryRefusedLoginsAfter(cfg.PollInterval)
-		n.expired = backend.Unauthorized
 	case cfg.Credentials.Has("token"):
 		n.session = backend.NewFixedSession(cfg.Credentials.Get("token"))
-		n.expired = func(*backend.Response) bool { return false }
 	default:
 		return nil, backend.MissingCredentials([]string{"username", "password"}, []string{"token"})
 	}
@@ -142,7 +138,7 @@ func (n *networkInsight) get(ctx context.Context, taskID string) (*backend.Respo
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("Authorization", "NetworkInsight "+token)
 		return n.client.Do(ctx, req)
-	}, n.expired)
+	}, backend.Unauthorized)
 }
 
 // login returns the LoginFunc that posts the prepared login body. The body holds the password, so it is
