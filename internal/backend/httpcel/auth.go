@@ -29,7 +29,7 @@ type authenticator struct {
 	tokenFormat string
 	tokenCookie string
 	expired     *expression
-	logins      loginCounter
+	logins      *backend.LoginCounter
 	// secrets are the credential values, blanked out of any message a login produces.
 	secrets []string
 }
@@ -156,7 +156,7 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 	if err != nil {
 		return err
 	}
-	a.logins.onLogin = cfg.OnLogin
+	a.logins = backend.NewLoginCounter(cfg.OnLogin)
 	a.session = backend.NewSession(func(ctx context.Context) (string, time.Time, error) {
 		req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 		if err != nil {
@@ -177,7 +177,7 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 			return "", time.Time{}, a.loginError(err)
 		}
 		return a.readLogin(ctx, resp, token)
-	}, 0, a.logins.inc).RetryRefusedLoginsAfter(cfg.PollInterval)
+	}, 0, a.logins.Count).RetryRefusedLoginsAfter(cfg.PollInterval)
 	return nil
 }
 
@@ -309,17 +309,9 @@ func (a *authenticator) fetch(ctx context.Context, req *http.Request) (*backend.
 	return resp, nil
 }
 
-// checkLogin logs in, so that Ready says the vendor accepts the credentials now. When a poll already holds a
-// session, it is dropped and a new one made, which then serves the polls.
+// checkLogin logs in anew, so that Ready says the vendor accepts the credentials now.
 func (a *authenticator) checkLogin(ctx context.Context) error {
-	before := a.logins.n.Load()
-	_, generation, err := a.session.Get(ctx)
-	if err != nil || a.logins.n.Load() != before {
-		return err
-	}
-	a.session.Invalidate(generation)
-	_, _, err = a.session.Get(ctx)
-	return err
+	return backend.LogInAnew(ctx, a.session, a.logins)
 }
 
 // validHeaderName reports whether name is an HTTP header field name (an RFC 9110 token).

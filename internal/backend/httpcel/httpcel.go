@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
@@ -345,17 +344,4 @@ func isJSON(contentType string) bool {
 // basicAuth is the value of an Authorization header for HTTP Basic authentication.
 func basicAuth(username, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(username+":"+password))
-}
-
-// loginCounter counts logins, so that Check can tell whether the session it got is a fresh one.
-type loginCounter struct {
-	n       atomic.Uint64
-	onLogin func()
-}
-
-func (c *loginCounter) inc() {
-	c.n.Add(1)
-	if c.onLogin != nil {
-		c.onLogin()
-	}
 }
