@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -16,8 +15,6 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
-
-const token = "apig-test-token"
 
 // Example bodies from "Querying the Result of an Asynchronous Task".
 const (
@@ -28,22 +25,11 @@ const (
 	docWaiting         = `{"task_id":"c3b78a52fb28461aab92bf6c6989f731","task_status":"waiting","task_type":"import_api","task_result":""}`
 )
 
-// newTestBackend returns a backend talking to a simulator that accepts token.
+// newTestBackend returns a backend with the token secretToken, talking to a simulator that accepts
+// backendtest.SimToken.
 func newTestBackend(t *testing.T, secretToken string) (backend.Backend, *vendorsim.Simulator) {
 	t.Helper()
-	sim, url := vendorsim.Serve(t, vendorsim.Credentials{Token: token})
-	b, err := New(backend.Config{
-		Spec: v1alpha1.TaskBackendSpec{
-			Type: v1alpha1.BackendTypeAPIGateway, URL: url,
-			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
-		},
-		Credentials: backend.Credentials{"token": []byte(secretToken)},
-		Client:      backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 100, Burst: 100}),
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return b, sim
+	return newBackendWith(t, map[string]string{"token": secretToken}, "")
 }
 
 func TestPollMapsEveryStatusWord(t *testing.T) {
@@ -80,7 +66,7 @@ func TestPollMapsEveryStatusWord(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			b, sim := newTestBackend(t, token)
+			b, sim := newTestBackend(t, backendtest.SimToken)
 			sim.AddTask("t1", vendorsim.Step{RawBody: tc.body})
 			obs, err := b.Poll(context.Background(), "t1")
 			if err != nil {
@@ -115,7 +101,7 @@ func TestPollClassifiesEveryDocumentedError(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			tok := token
+			tok := backendtest.SimToken
 			if tc.token != "" {
 				tok = tc.token
 			}
@@ -149,7 +135,7 @@ func TestPollRejectsBodiesOfTheWrongShape(t *testing.T) {
 	}
 	for name, step := range cases {
 		t.Run(name, func(t *testing.T) {
-			b, sim := newTestBackend(t, token)
+			b, sim := newTestBackend(t, backendtest.SimToken)
 			sim.AddTask("t1", step)
 			_, err := b.Poll(context.Background(), "t1")
 			if backend.KindOf(err) != backend.KindTransient {
@@ -160,7 +146,7 @@ func TestPollRejectsBodiesOfTheWrongShape(t *testing.T) {
 }
 
 func TestCheckAcceptsTheDocumentedNotFound(t *testing.T) {
-	b, _ := newTestBackend(t, token)
+	b, _ := newTestBackend(t, backendtest.SimToken)
 	if err := b.Check(context.Background()); err != nil {
 		t.Errorf("Check with a good token: %v", err)
 	}
@@ -210,15 +196,9 @@ func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(docWaiting))
 	})
-	b, err := New(backend.Config{
-		Spec: v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeAPIGateway, URL: rec.URL,
-			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"}},
-		Credentials: backend.Credentials{"token": []byte(token)},
-		Client:      backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000}),
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
+	b := backendtest.NewBackend(t, New, v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeAPIGateway, URL: rec.URL,
+		APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"}},
+		backend.Credentials{"token": []byte(backendtest.SimToken)})
 	for _, h := range backendtest.HostileTaskIDs {
 		_, err := b.Poll(context.Background(), h.ID)
 		sent := rec.Take()

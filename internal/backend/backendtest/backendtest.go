@@ -1,6 +1,8 @@
-// Package backendtest holds what the tests of the vendor packages share: the task IDs a hostile tenant may
-// write, with what must become of each, and a fake vendor that records every request line exactly as it
-// arrived on the wire.
+// Package backendtest holds what the tests of the vendor packages share, and is imported by tests only: the
+// task IDs a hostile tenant may write, with what must become of each; a fake vendor that records every
+// request line exactly as it arrived on the wire; the simulator with the credentials every test uses, and
+// the assertion that no message leaks one; the worst bodies a vendor can send and what parsing one may
+// cost; the parse benchmark; and the documented example replies kept in testdata.
 package backendtest
 
 import (
