@@ -17,12 +17,12 @@ import (
 )
 
 // Example bodies from "Querying the Result of an Asynchronous Task".
-const (
-	docImportSucceeded = `{"task_id":"d9ce8c9eede54b3f841ec324fe0bfdc2","task_status":"succeed","task_type":"import_api","task_result":"{\"success\":[{\"id\":\"ee93ce6815f04896b301452982b92222\",\"action\":\"create\",\"method\":\"GET\",\"path\":\"/test1\"}],\"failure\":[],\"swagger\":{\"id\":\"de1852ab6c5e4090b0bd88a02058e650\",\"result\":\"Success\"},\"group_id\":\"9100ae30705947cc9543d37cd7fb388c\"}"}`
-	docExportSucceeded = `{"task_id":"d6e8834b6f0f4711a2fa5345e5b60833","task_status":"succeed","task_type":"export_api","task_result":"{\"FileName\":\"test8-RELEASE-all-2023-07-11-19:54:22\",\"FileType\":\".json\",\"Comment\":\"{\\n\\t\\\"swagger\\\": \\\"2.0\\\"\\n}\"}"}`
-	docImportFailed    = `{"task_id":"f01d2772ea4944408fa544c8ae5a9999","task_status":"failed","task_type":"import_api","task_result":"{\"error_code\":\"APIG.3201\",\"error_msg\":\"The API group name already exists\"}"}`
-	docProcessing      = `{"task_id":"4dfbf6acaacf4c41a8b3c50daa90d3dc","task_status":"processing","task_type":"import_api","task_result":""}`
-	docWaiting         = `{"task_id":"c3b78a52fb28461aab92bf6c6989f731","task_status":"waiting","task_type":"import_api","task_result":""}`
+var (
+	docImportSucceeded = backendtest.Example("async-task-200-import-succeed.json")
+	docExportSucceeded = backendtest.Example("async-task-200-export-succeed.json")
+	docImportFailed    = backendtest.Example("async-task-200-import-failed.json")
+	docProcessing      = backendtest.Example("async-task-200-processing.json")
+	docWaiting         = backendtest.Example("async-task-200-waiting.json")
 )
 
 // newTestBackend returns a backend with the token secretToken, talking to a simulator that accepts
