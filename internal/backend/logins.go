@@ -15,7 +15,7 @@ type LoginCounter struct {
 // NewLoginCounter returns a LoginCounter whose Count also calls onLogin (Config.OnLogin; nil for none).
 func NewLoginCounter(onLogin func()) *LoginCounter { return &LoginCounter{onLogin: onLogin} }
 
-// Count records one login.
+// Count is the onLogin of the counted Session: one more login, and Config.OnLogin for the metrics.
 func (c *LoginCounter) Count() {
 	c.n.Add(1)
 	if c.onLogin != nil {

@@ -114,7 +114,6 @@ func (a *apiGateway) taskURL(taskID string) (*url.URL, error) {
 	return backend.TaskURL(a.baseURL, taskID, "v2", a.project, "apigw", "instances", a.instance, "async-tasks")
 }
 
-// newGet builds a GET of u that accepts JSON.
 func newGet(ctx context.Context, u *url.URL) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
