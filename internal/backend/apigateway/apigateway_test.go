@@ -3,7 +3,6 @@ package apigateway
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -199,18 +198,9 @@ func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
 	b := backendtest.NewBackend(t, New, v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeAPIGateway, URL: rec.URL,
 		APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"}},
 		backend.Credentials{"token": []byte(backendtest.SimToken)})
-	for _, h := range backendtest.HostileTaskIDs {
-		_, err := b.Poll(context.Background(), h.ID)
-		sent := rec.Take()
-		if h.Refused() {
-			e, ok := backend.AsError(err)
-			if !ok || e.Kind != backend.KindTerminal || !strings.HasPrefix(e.Message, fmt.Sprintf("taskID %q cannot be sent: ", h.ID)) || len(sent) != 0 {
-				t.Errorf("ID %q: error %v, sent %q; want a Terminal refusal and nothing sent", h.ID, err, sent)
-			}
-			continue
-		}
-		if want := []string{"GET /v2/p1/apigw/instances/i1/async-tasks/" + h.Segment}; err != nil || !cmp.Equal(sent, want) {
-			t.Errorf("ID %q: error %v, sent %q; want %q", h.ID, err, sent, want)
-		}
-	}
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "taskID",
+		func(id string) error { _, err := b.Poll(context.Background(), id); return err },
+		func(h backendtest.HostileTaskID) []string {
+			return []string{"GET /v2/p1/apigw/instances/i1/async-tasks/" + h.Segment}
+		})
 }

@@ -381,21 +381,14 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 }
 
 func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
-	g := NewWithT(t)
 	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"IN_PROGRESS","progress":1}`)
 	})
 	b := newBackend(t, rec.URL+"/base/", tokenCreds(backendtest.SimToken), nil)
-	for _, h := range backendtest.HostileTaskIDs {
-		_, err := b.Poll(context.Background(), h.ID)
-		if h.Refused() {
-			g.Expect(backend.KindOf(err)).To(Equal(backend.KindTerminal), h.ID)
-			g.Expect(err.Error()).To(HavePrefix("taskID %q cannot be sent: ", h.ID))
-			g.Expect(rec.Take()).To(BeEmpty(), "nothing is sent for %q", h.ID)
-			continue
-		}
-		g.Expect(err).NotTo(HaveOccurred(), h.ID)
-		g.Expect(rec.Take()).To(Equal([]string{"GET /base/api/ni/groups/task/progress/" + h.Segment}), h.ID)
-	}
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "taskID",
+		func(id string) error { _, err := b.Poll(context.Background(), id); return err },
+		func(h backendtest.HostileTaskID) []string {
+			return []string{"GET /base/api/ni/groups/task/progress/" + h.Segment}
+		})
 }

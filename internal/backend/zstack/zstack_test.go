@@ -343,28 +343,18 @@ func TestTaskIDIsOnePathSegment(t *testing.T) {
 func ptrInt32(v int32) *int32 { return &v }
 
 func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
-	g := NewWithT(t)
 	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, _ *http.Request) {
 		// A finished job: no progress request follows, so each poll is one request.
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"inventory":{}}`))
 	})
 	b := newBackend(t, rec.URL, sessionCreds)
-	for _, h := range backendtest.HostileTaskIDs {
-		_, err := b.Poll(context.Background(), h.ID)
-		if h.Refused() {
-			g.Expect(backend.KindOf(err)).To(Equal(backend.KindTerminal), h.ID)
-			g.Expect(err.Error()).To(HavePrefix("taskID %q cannot be sent: ", h.ID))
-			g.Expect(rec.Take()).To(BeEmpty(), "nothing is sent for %q", h.ID)
-			continue
-		}
-		g.Expect(err).NotTo(HaveOccurred(), h.ID)
-		g.Expect(rec.Take()).To(Equal([]string{"GET /zstack/v1/api-jobs/" + h.Segment}), h.ID)
-	}
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "taskID",
+		func(id string) error { _, err := b.Poll(context.Background(), id); return err },
+		func(h backendtest.HostileTaskID) []string { return []string{"GET /zstack/v1/api-jobs/" + h.Segment} })
 }
 
 func TestHostileTaskIDsNeverLeaveTheProgressPath(t *testing.T) {
-	g := NewWithT(t)
 	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if strings.HasPrefix(r.URL.Path, "/zstack/v1/api-jobs/") {
@@ -375,15 +365,12 @@ func TestHostileTaskIDsNeverLeaveTheProgressPath(t *testing.T) {
 		_, _ = w.Write([]byte(`{"inventories":[]}`))
 	})
 	b := newBackend(t, rec.URL, sessionCreds)
-	for _, h := range backendtest.HostileTaskIDs {
-		if h.Refused() {
-			continue // TestHostileTaskIDsNeverLeaveTheTaskPath: nothing is sent
-		}
-		_, err := b.Poll(context.Background(), h.ID)
-		g.Expect(err).NotTo(HaveOccurred(), h.ID)
-		g.Expect(rec.Take()).To(Equal([]string{
-			"GET /zstack/v1/api-jobs/" + h.Segment,
-			"GET /zstack/v1/task-progresses/" + h.Segment + "?all=false",
-		}), h.ID)
-	}
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "taskID",
+		func(id string) error { _, err := b.Poll(context.Background(), id); return err },
+		func(h backendtest.HostileTaskID) []string {
+			return []string{
+				"GET /zstack/v1/api-jobs/" + h.Segment,
+				"GET /zstack/v1/task-progresses/" + h.Segment + "?all=false",
+			}
+		})
 }
