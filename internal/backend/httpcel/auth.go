@@ -221,7 +221,7 @@ func (a *authenticator) loginBody(cfg backend.Config, src string) ([]byte, error
 // may pass.
 func (a *authenticator) readLogin(ctx context.Context, resp *backend.Response, token *expression) (string, time.Time, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		text := a.redact(backend.Snippet(resp.Body))
+		text := a.quoteRefusal(resp.Body)
 		if text != "" {
 			text = ": " + text
 		}
@@ -246,6 +246,18 @@ func (a *authenticator) loginError(err error) error {
 		return &backend.Error{Kind: be.Kind, RetryAfter: be.RetryAfter, Message: "login: " + a.redact(be.Message)}
 	}
 	return err
+}
+
+// quoteRefusal quotes the start of a refused login's answer. The credential values are blanked out of the
+// whole body first: quoting first could cut one in two, or fold the white space in one, and leave what no
+// longer matches in the message.
+func (a *authenticator) quoteRefusal(body []byte) string {
+	for _, s := range a.secrets {
+		if bytes.Contains(body, []byte(s)) {
+			body = bytes.ReplaceAll(body, []byte(s), []byte("[redacted]"))
+		}
+	}
+	return backend.Snippet(body)
 }
 
 // redact blanks the credential values out of a message.
