@@ -208,7 +208,7 @@ func ErrorForStatus(resp *Response, vendorMessage string) error {
 		msg += ": " + vendorMessage
 	case len(bytes.TrimSpace(resp.Body)) > 0:
 		// Not the vendor's error shape (a proxy's page, say): quote its start so the user sees who answered.
-		msg += fmt.Sprintf(" with a body that is not the vendor's error shape: %q", snippet(resp.Body))
+		msg += fmt.Sprintf(" with a body that is not the vendor's error shape: %q", Snippet(resp.Body))
 	}
 	e := &Error{Message: msg, RetryAfter: resp.RetryAfter}
 	switch {
@@ -231,20 +231,5 @@ func ErrorForStatus(resp *Response, vendorMessage string) error {
 // the body, printable characters only, so the user can see what came back (an HTML proxy page, say).
 func BadBody(resp *Response, problem string) error {
 	return Errorf(KindTransient, "vendor answered HTTP %d with a body that is not the documented shape (%s): %q",
-		resp.StatusCode, problem, snippet(resp.Body))
-}
-
-func snippet(body []byte) string {
-	const max = 80
-	s := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(string(body[:min(len(body), max*4)]), "?"))
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > max {
-		s = string(r[:max]) + "..."
-	}
-	return s
+		resp.StatusCode, problem, Snippet(resp.Body))
 }

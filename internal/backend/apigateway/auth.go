@@ -17,8 +17,8 @@ import (
 // tokenRefreshBefore renews an IAM token this long before its expires_at (tokens last 24 hours).
 const tokenRefreshBefore = 15 * time.Minute
 
-// tokenSender sends requests with X-Auth-Token: a fixed token, or the token of an IAM session that is renewed
-// once when the gateway answers 401.
+// tokenSender sends requests with X-Auth-Token: the token of an IAM session, renewed once when the gateway
+// answers 401, or a fixed token (backend.NewFixedSession), which Session.Do never resends.
 func tokenSender(client *backend.Client, session *backend.Session[string]) sender {
 	return func(ctx context.Context, u *url.URL) (*backend.Response, error) {
 		return session.Do(ctx, func(token string) (*backend.Response, error) {
@@ -102,6 +102,10 @@ func newPasswordLogin(cfg backend.Config, apigURL *url.URL) (*passwordLogin, err
 		}
 		iamURL = derived
 	}
+	iam, err := backend.BaseURL("spec.apiGateway.iamURL", iamURL)
+	if err != nil {
+		return nil, err
+	}
 	var body iamAuthRequest
 	body.Auth.Identity.Methods = []string{"password"}
 	body.Auth.Identity.Password.User.Name = cfg.Credentials.Get("username")
@@ -112,7 +116,7 @@ func newPasswordLogin(cfg backend.Config, apigURL *url.URL) (*passwordLogin, err
 	if err != nil {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "cannot encode the IAM login request")
 	}
-	return &passwordLogin{client: cfg.Client, tokenURL: strings.TrimSuffix(iamURL, "/") + "/v3/auth/tokens", body: raw}, nil
+	return &passwordLogin{client: cfg.Client, tokenURL: iam.JoinPath("v3", "auth", "tokens").String(), body: raw}, nil
 }
 
 // iamURLFor derives the IAM endpoint of a region from its gateway endpoint: apig.<region>.<domain> becomes

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -105,7 +104,7 @@ func (l *failureList) UnmarshalJSON(b []byte) error {
 
 // phaseOfStatus maps the documented task_status words; the current Huawei Cloud page spells success
 // "succeeded", the OTC page "succeed".
-var phaseOfStatus = map[string]v1alpha1.TaskPhase{
+var phaseOfStatus = backend.StatusWords{
 	"waiting":    v1alpha1.TaskPhasePending,
 	"processing": v1alpha1.TaskPhaseRunning,
 	"succeed":    v1alpha1.TaskPhaseSucceeded,
@@ -126,12 +125,8 @@ func parseTaskReply(resp *backend.Response) (backend.Observation, error) {
 		return backend.Observation{}, backend.BadBody(resp, "no task_status")
 	}
 	obs := backend.Observation{VendorStatus: string(*reply.TaskStatus), TaskName: string(reply.TaskType)}
-	phase, known := phaseOfStatus[strings.ToLower(obs.VendorStatus)]
-	if !known {
-		phase = v1alpha1.TaskPhaseRunning
-		obs.UnknownStatus = true
-	}
-	obs.Phase = phase
+	phase, known := phaseOfStatus.Phase(obs.VendorStatus)
+	obs.Phase, obs.UnknownStatus = phase, !known
 	taskResult, token, ok := taskResultIn(resp.Body)
 	if !ok {
 		return backend.Observation{}, backend.BadBody(resp, "task_result is not a string")

@@ -1,7 +1,7 @@
-// Package backendtest holds what the vendor packages' tests share about hostile answers: bodies of the worst
-// shapes a vendor can send within the body limit, and a measurement of the memory parsing one costs. It is
-// imported by tests only.
 package backendtest
+
+// What the vendor packages' tests share about hostile answers: bodies of the worst shapes a vendor can send
+// within the body limit, and a measurement of the memory parsing one costs.
 
 import (
 	"encoding/json"
@@ -95,7 +95,7 @@ func Fit(limit int, shape Shape, wrap func(value []byte) []byte) []byte {
 	}
 }
 
-// Cost is what one parse cost.
+// Cost is the memory a parse took, as Measure sees it.
 type Cost struct {
 	// Allocated is every byte allocated during the parse, garbage included.
 	Allocated uint64
@@ -107,7 +107,7 @@ func (c Cost) String() string {
 	return fmt.Sprintf("allocated %s, peak heap +%s", MiB(c.Allocated), MiB(c.PeakHeap))
 }
 
-// MiB prints a byte count in MiB.
+// MiB formats a byte count for the memory tests' logs ("1.50 MiB").
 func MiB(n uint64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
 
 // Measure runs parse once and returns what it allocated (runtime.MemStats.TotalAlloc) and how far the heap

@@ -29,7 +29,7 @@ type authenticator struct {
 	tokenFormat string
 	tokenCookie string
 	expired     *expression
-	logins      loginCounter
+	logins      *backend.LoginCounter
 	// secrets are the credential values, blanked out of any message a login produces.
 	secrets []string
 }
@@ -156,7 +156,7 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 	if err != nil {
 		return err
 	}
-	a.logins.onLogin = cfg.OnLogin
+	a.logins = backend.NewLoginCounter(cfg.OnLogin)
 	a.session = backend.NewSession(func(ctx context.Context) (string, time.Time, error) {
 		req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 		if err != nil {
@@ -177,7 +177,7 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 			return "", time.Time{}, a.loginError(err)
 		}
 		return a.readLogin(ctx, resp, token)
-	}, 0, a.logins.inc).RetryRefusedLoginsAfter(cfg.PollInterval)
+	}, 0, a.logins.Count).RetryRefusedLoginsAfter(cfg.PollInterval)
 	return nil
 }
 
@@ -221,7 +221,7 @@ func (a *authenticator) loginBody(cfg backend.Config, src string) ([]byte, error
 // may pass.
 func (a *authenticator) readLogin(ctx context.Context, resp *backend.Response, token *expression) (string, time.Time, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		text := a.redact(snippet(resp.Body))
+		text := a.quoteRefusal(resp.Body)
 		if text != "" {
 			text = ": " + text
 		}
@@ -246,6 +246,18 @@ func (a *authenticator) loginError(err error) error {
 		return &backend.Error{Kind: be.Kind, RetryAfter: be.RetryAfter, Message: "login: " + a.redact(be.Message)}
 	}
 	return err
+}
+
+// quoteRefusal quotes the start of a refused login's answer. The credential values are blanked out of the
+// whole body first: quoting first could cut one in two, or fold the white space in one, and leave what no
+// longer matches in the message.
+func (a *authenticator) quoteRefusal(body []byte) string {
+	for _, s := range a.secrets {
+		if bytes.Contains(body, []byte(s)) {
+			body = bytes.ReplaceAll(body, []byte(s), []byte("[redacted]"))
+		}
+	}
+	return backend.Snippet(body)
 }
 
 // redact blanks the credential values out of a message.
@@ -309,26 +321,9 @@ func (a *authenticator) fetch(ctx context.Context, req *http.Request) (*backend.
 	return resp, nil
 }
 
-// checkLogin logs in, so that Ready says the vendor accepts the credentials now. When a poll already holds a
-// session, it is dropped and a new one made, which then serves the polls.
+// checkLogin logs in anew, so that Ready says the vendor accepts the credentials now.
 func (a *authenticator) checkLogin(ctx context.Context) error {
-	before := a.logins.n.Load()
-	_, generation, err := a.session.Get(ctx)
-	if err != nil || a.logins.n.Load() != before {
-		return err
-	}
-	a.session.Invalidate(generation)
-	_, _, err = a.session.Get(ctx)
-	return err
-}
-
-// snippet quotes the start of a body on one line, for messages.
-func snippet(body []byte) string {
-	s := oneLine(string(body[:min(len(body), 1024)]))
-	if r := []rune(s); len(r) > 160 {
-		s = string(r[:160]) + "..."
-	}
-	return s
+	return backend.LogInAnew(ctx, a.session, a.logins)
 }
 
 // validHeaderName reports whether name is an HTTP header field name (an RFC 9110 token).

@@ -39,8 +39,6 @@ const (
 	costLimit = 1_000_000
 	// interruptEvery is how many comprehension iterations pass between checks of the evaluation's context.
 	interruptEvery = 100
-	// maxMessage keeps a message or status word to one readable line.
-	maxMessage = 1024
 )
 
 // The variables of the expressions. response and followUp are maps rather than declared object types, so that
@@ -337,7 +335,7 @@ func (x *expression) evalTime(ctx context.Context, vars map[string]any) (*time.T
 		}
 		at, err := time.Parse(time.RFC3339Nano, string(t))
 		if err != nil {
-			return nil, backend.Errorf(backend.KindTransient, "CEL expression %s yielded %q, which is not an RFC 3339 time", x.field, oneLine(string(t)))
+			return nil, backend.Errorf(backend.KindTransient, "CEL expression %s yielded %q, which is not an RFC 3339 time", x.field, backend.OneLine(string(t), backend.MaxWordLength))
 		}
 		return &at, nil
 	}
@@ -399,7 +397,7 @@ func (x *expression) wrongType(v ref.Val, want string) error {
 func describe(v ref.Val) string {
 	switch t := v.(type) {
 	case types.String:
-		return fmt.Sprintf("the string %q", oneLine(string(t)))
+		return fmt.Sprintf("the string %q", backend.OneLine(string(t), backend.MaxWordLength))
 	case types.Int, types.Uint, types.Double, types.Bool:
 		return fmt.Sprintf("the %s %v", v.Type().TypeName(), v.Value())
 	}
@@ -458,22 +456,4 @@ func parseBody(body []byte) any {
 		return nil
 	}
 	return v
-}
-
-// oneLine folds whitespace to single spaces and shortens the text to maxMessage runes. A text can be as long
-// as a body, so it is cut to 16 times what is kept before it is folded: folding costs memory in proportion
-// to the words.
-func oneLine(s string) string {
-	if limit := 16 * maxMessage; len(s) > limit {
-		for limit > 0 && !utf8.RuneStart(s[limit]) {
-			limit--
-		}
-		s = s[:limit]
-	}
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
-	if utf8.RuneCountInString(s) > maxMessage {
-		r := []rune(s)
-		s = string(r[:maxMessage]) + "..."
-	}
-	return s
 }

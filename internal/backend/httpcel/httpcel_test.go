@@ -276,6 +276,34 @@ func TestLoginErrorsNeverShowCredentials(t *testing.T) {
 	}
 }
 
+func TestLoginRefusalNeverQuotesPartOfACredential(t *testing.T) {
+	for name, password := range map[string]string{
+		"cut by the quote":    "s3cr3t-pw",
+		"folded by the quote": "s3cr3t  \n pw",
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				// A vendor that echoes the password where the quote of its answer ends.
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, strings.Repeat("x", backend.SnippetLength-4)+password+" is wrong")
+			}))
+			defer srv.Close()
+			spec := simpleSpec(srv.URL, v1alpha1.HTTPExpressions{})
+			spec.HTTP.Auth = &v1alpha1.HTTPAuth{Login: &v1alpha1.HTTPLogin{
+				Path: "/login", Body: "{'user': credentials.username, 'pass': credentials.password}", Token: "response.body.token",
+			}}
+			b, err := New(backend.Config{Spec: spec, Client: newClient(), Credentials: creds("username", "alice", "password", password)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = b.Check(context.Background())
+			if backend.KindOf(err) != backend.KindAuthentication || strings.Contains(err.Error(), "s3c") || !strings.Contains(err.Error(), "xxx[re") {
+				t.Errorf("Check: %v (%s); want the password blanked out before the quote is cut", err, backend.KindOf(err))
+			}
+		})
+	}
+}
+
 // FuzzAnswerToObservation feeds arbitrary vendor answers through the response-to-activation path and every
 // sample's expressions: nothing may panic, and every failure is a classified error.
 func FuzzAnswerToObservation(f *testing.F) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
@@ -81,9 +82,7 @@ func (f appSaveFields) failed() bool {
 	var buf [64]byte
 	if code := first(f.responseCode, f.responseCodeSnake); code != nil {
 		text := backend.AppendJSONText(buf[:0], code, len(buf))
-		if bytes.ContainsAny(text, "\r\n\t") {
-			text = bytes.TrimSpace(text) // as oneLine folds it
-		}
+		text = bytes.TrimFunc(text, isSpaceOrControl) // as backend.OneLine folds it
 		return len(text) > 0 && !bytes.EqualFold(text, []byte("SUCCESS"))
 	}
 	message := first(f.errorMessage, f.errorMessageSnake)
@@ -92,12 +91,14 @@ func (f appSaveFields) failed() bool {
 
 // item decodes the fields of the one item a message quotes.
 func (f appSaveFields) item() appSaveItem {
-	text := func(raw []byte) string { return oneLine(backend.JSONText(raw, backend.MaxTextBytes)) }
+	text := func(raw []byte, maxChars int) string {
+		return backend.OneLine(backend.JSONText(raw, backend.MaxTextBytes), maxChars)
+	}
 	return appSaveItem{
-		EntityID:     text(first(f.entityID, f.entityIDSnake)),
-		Name:         text(f.name),
-		ResponseCode: text(first(f.responseCode, f.responseCodeSnake)),
-		ErrorMessage: text(first(f.errorMessage, f.errorMessageSnake)),
+		EntityID:     text(first(f.entityID, f.entityIDSnake), backend.MaxWordLength),
+		Name:         text(f.name, backend.MaxWordLength),
+		ResponseCode: text(first(f.responseCode, f.responseCodeSnake), backend.MaxWordLength),
+		ErrorMessage: text(first(f.errorMessage, f.errorMessageSnake), backend.MaxMessageLength),
 	}
 }
 
@@ -188,7 +189,7 @@ type errorDetail struct {
 type vendorCode string
 
 func (c *vendorCode) UnmarshalJSON(b []byte) error {
-	*c = vendorCode(oneLine(backend.JSONText(b, backend.MaxTextBytes)))
+	*c = vendorCode(backend.OneLine(backend.JSONText(b, backend.MaxTextBytes), backend.MaxWordLength))
 	return nil
 }
 
@@ -266,7 +267,7 @@ func (t *targets) UnmarshalJSON(b []byte) error {
 
 // String quotes the vendor's code and message, and the first detail when it adds something.
 func (e errorReply) String() string {
-	msg := oneLine(string(e.Message))
+	msg := backend.OneLine(string(e.Message), backend.MaxMessageLength)
 	if code := string(e.Code); code != "" {
 		if msg == "" {
 			msg = "code " + code
@@ -276,9 +277,9 @@ func (e errorReply) String() string {
 	}
 	if e.Details.count > 0 {
 		d := e.Details.first
-		if detail := oneLine(string(d.Message)); detail != "" && detail != oneLine(string(e.Message)) {
+		if detail := backend.OneLine(string(d.Message), backend.MaxMessageLength); detail != "" && detail != backend.OneLine(string(e.Message), backend.MaxMessageLength) {
 			if d.Target.count > 0 {
-				detail += " [" + oneLine(d.Target.joined) + "]"
+				detail += " [" + backend.OneLine(d.Target.joined, backend.MaxMessageLength) + "]"
 			}
 			if msg == "" {
 				return detail
@@ -302,7 +303,7 @@ type loginReply struct {
 
 // statusWords maps status words to phases. Only FINISHED is documented; the failure words are inferred, and
 // the running words are the ones VMware task APIs use, listed so that they are not reported as unknown.
-var statusWords = map[string]v1alpha1.TaskPhase{
+var statusWords = backend.StatusWords{
 	"FINISHED":    v1alpha1.TaskPhaseSucceeded,
 	"FAILED":      v1alpha1.TaskPhaseFailed,
 	"ERROR":       v1alpha1.TaskPhaseFailed,
@@ -331,13 +332,13 @@ func parseProgressReply(resp *backend.Response) (backend.Observation, error) {
 	if reply.Status == nil && reply.Progress == nil {
 		return backend.Observation{}, backend.BadBody(resp, "neither status nor progress")
 	}
-	obs := backend.Observation{TaskName: oneLine(string(reply.TaskName)), Phase: v1alpha1.TaskPhaseRunning}
+	obs := backend.Observation{TaskName: backend.OneLine(string(reply.TaskName), backend.MaxWordLength), Phase: v1alpha1.TaskPhaseRunning}
 	if reply.Status != nil {
-		obs.VendorStatus = oneLine(string(*reply.Status))
+		obs.VendorStatus = backend.OneLine(string(*reply.Status), backend.MaxWordLength)
 	}
-	word := strings.ToUpper(strings.TrimSpace(obs.VendorStatus))
-	phase, known := statusWords[word]
-	obs.UnknownStatus = word != "" && !known
+	// VendorStatus is folded by OneLine, so it has no space to trim.
+	phase, known := statusWords.Phase(obs.VendorStatus)
+	obs.UnknownStatus = obs.VendorStatus != "" && !known
 	switch {
 	case phase == v1alpha1.TaskPhaseFailed:
 		// An explicit failure word wins over a progress of 100.
@@ -455,11 +456,5 @@ func loginError(resp *backend.Response) error {
 	return backend.BadBody(resp, "unexpected login status")
 }
 
-// oneLine folds vendor text to a single line, so that it fits a status message.
-func oneLine(s string) string {
-	s = strings.ToValidUTF8(s, "?")
-	if !strings.ContainsAny(s, "\r\n\t") {
-		return s
-	}
-	return strings.Join(strings.Fields(s), " ")
-}
+// isSpaceOrControl is what backend.OneLine drops from the ends of a text.
+func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }

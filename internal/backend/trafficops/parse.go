@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -60,7 +59,7 @@ func (l *alertList) UnmarshalJSON(b []byte) error {
 		if len(l.errors) >= maxAlertText && len(l.all) >= maxAlertText {
 			return nil // enough text: the rest are only checked
 		}
-		line := oneLine(backend.JSONText(text, maxAlertText))
+		line := backend.OneLine(backend.JSONText(text, maxAlertText), backend.MaxMessageLength)
 		if line == "" {
 			return nil
 		}
@@ -113,7 +112,7 @@ type alertsReply struct {
 }
 
 // phaseOfStatus maps the documented status words.
-var phaseOfStatus = map[string]v1alpha1.TaskPhase{
+var phaseOfStatus = backend.StatusWords{
 	"PENDING":   v1alpha1.TaskPhaseRunning,
 	"SUCCEEDED": v1alpha1.TaskPhaseSucceeded,
 	"FAILED":    v1alpha1.TaskPhaseFailed,
@@ -140,16 +139,12 @@ func parseStatusReply(resp *backend.Response) (backend.Observation, error) {
 	r := reply.Response
 	obs := backend.Observation{
 		VendorStatus:   string(*r.Status),
-		Message:        oneLine(string(r.Message)),
+		Message:        backend.OneLine(string(r.Message), backend.MaxMessageLength),
 		StartTime:      parseTime(r.StartTime),
 		CompletionTime: parseTime(r.EndTime),
 	}
-	phase, known := phaseOfStatus[strings.ToUpper(obs.VendorStatus)]
-	if !known {
-		phase = v1alpha1.TaskPhaseRunning
-		obs.UnknownStatus = true
-	}
-	obs.Phase = phase
+	phase, known := phaseOfStatus.Phase(obs.VendorStatus)
+	obs.Phase, obs.UnknownStatus = phase, !known
 	return obs, nil
 }
 
@@ -222,14 +217,4 @@ func prefixed(text string) string {
 		return ""
 	}
 	return ": " + text
-}
-
-// oneLine keeps a vendor text to one line of bounded length, for status messages.
-func oneLine(s string) string {
-	const maxRunes = 512
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxRunes {
-		s = string(r[:maxRunes]) + "..."
-	}
-	return s
 }

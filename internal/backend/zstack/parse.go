@@ -56,7 +56,7 @@ func (e *errorCode) String() string {
 	if c := e.Cause; !c.empty() && c.Code != e.Code {
 		msg += " (cause: " + strings.Join(nonEmpty(string(c.Code), string(c.Description), string(c.Details)), ": ") + ")"
 	}
-	return oneLine(msg)
+	return backend.OneLine(msg, maxMessage)
 }
 
 // decodeError returns the error of a ZStack error body, or nil when body is not one.
@@ -194,7 +194,7 @@ func (s *progressSummary) UnmarshalJSON(b []byte) error {
 		s.report.TaskName = backend.JSONText(s.newest.TaskName, backend.MaxTextBytes)
 	}
 	if s.found.task {
-		s.report.Message = oneLine(backend.JSONText(s.newestTask.Content, backend.MaxTextBytes))
+		s.report.Message = backend.OneLine(backend.JSONText(s.newestTask.Content, backend.MaxTextBytes), backend.MaxMessageLength)
 	}
 	switch r := s.newestSteps; {
 	case s.found.progress:
@@ -372,16 +372,7 @@ func plainText(body []byte) string {
 			return ""
 		}
 	}
-	return oneLine(s)
-}
-
-// oneLine folds whitespace to single spaces and shortens the text to maxMessage runes.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxMessage {
-		s = string(r[:maxMessage]) + "..."
-	}
-	return s
+	return backend.OneLine(s, maxMessage)
 }
 
 func nonEmpty(ss ...string) []string {
