@@ -3,6 +3,7 @@ package controller
 import (
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"strings"
 )
 
 // retryClass says what an error does to the task that met it (source-controller's Stalling, Waiting and
@@ -81,7 +82,13 @@ func errorMessage(err error) string {
 	return upperFirst(msg)
 }
 
+// upperFirst starts a message with a capital, unless it starts with a field path (spec.parameters.x), whose
+// case is part of its name.
 func upperFirst(s string) string {
+	first, _, _ := strings.Cut(s, " ")
+	if strings.Contains(first, ".") {
+		return s
+	}
 	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
 		return string(s[0]-'a'+'A') + s[1:]
 	}

@@ -285,7 +285,7 @@ func TestTaskCannotOverrideItsClusterBackendsParameters(t *testing.T) {
 
 	task := waitForPhase(t, ns, "override", v1alpha1.TaskPhaseFailed)
 	g := NewWithT(t)
-	g.Expect(task.Status.Message).To(ContainSubstring("parameters.projectID is set by the backend"))
+	g.Expect(task.Status.Message).To(ContainSubstring("spec.parameters.projectID is set by the backend"))
 	waitForPhase(t, ns, "fill", v1alpha1.TaskPhaseSucceeded)
 	g.Expect(sim.Polls(victim)).To(BeZero(), "nothing was sent for the task that tried to override the backend")
 	g.Expect(sim.Requests(since, "/victim/")).To(BeZero())
