@@ -52,7 +52,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint and kube-api-linter (.golangci.yml) 
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: $(CONTROL_PLANE) vet verify-manifests ## Run every test on a local control plane built from source (first build: ~5 min).
+test: $(CONTROL_PLANE) vet lint verify-manifests ## Run every test on a local control plane built from source (first build: ~5 min).
 	go test ./... -count=1 -timeout 20m
 
 # make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).

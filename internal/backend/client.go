@@ -130,7 +130,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 	if err != nil {
 		return nil, requestError(req, err)
 	}
-	defer resp.Body.Close() //nolint:errcheck // read-only body
+	defer func() { _ = resp.Body.Close() }() // read-only body: nothing to report
 	body, err := readBody(resp, c.maxBody)
 	if err != nil {
 		return nil, requestError(req, err)

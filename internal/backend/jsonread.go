@@ -205,6 +205,7 @@ func isDecimal(b []byte) bool {
 // refuses any other kind of value.
 type BoundedString string
 
+// UnmarshalJSON keeps at most MaxTextBytes of a JSON string, leaves null unset and refuses other values.
 func (s *BoundedString) UnmarshalJSON(b []byte) error {
 	switch JSONKind(b) {
 	case 'n':

@@ -317,7 +317,7 @@ func (d *fakeDNS) reply(query []byte) []byte {
 func TestRedirects(t *testing.T) {
 	const secret = "the-vendor-token"
 	var otherHostRequests atomic.Int32
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		otherHostRequests.Add(1)
 		w.WriteHeader(http.StatusOK)
 	}))
@@ -327,20 +327,20 @@ func TestRedirects(t *testing.T) {
 	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seenTokens.Store(r.URL.Path, r.Header.Get("X-Auth-Token"))
 		var hops int
-		switch {
-		case r.URL.Path == "/final":
+		switch r.URL.Path {
+		case "/final":
 			w.WriteHeader(http.StatusOK)
-		case r.URL.Path == "/away":
+		case "/away":
 			http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
-		case r.URL.Path == "/away-by-name":
+		case "/away-by-name":
 			// The same address by another name is another host: the credential would go to whoever that
 			// name points at.
 			u, _ := url.Parse(other.URL)
 			http.Redirect(w, r, "http://localhost:"+u.Port()+"/steal", http.StatusFound)
-		case r.URL.Path == "/other-port":
+		case "/other-port":
 			u, _ := url.Parse(other.URL)
 			http.Redirect(w, r, "http://127.0.0.1:"+u.Port()+"/final", http.StatusMovedPermanently)
-		case r.URL.Path == "/other-scheme":
+		case "/other-scheme":
 			http.Redirect(w, r, "https://"+r.Host+"/final", http.StatusFound)
 		default:
 			if _, err := fmt.Sscanf(r.URL.Path, "/hops/%d", &hops); err != nil {

@@ -1,9 +1,10 @@
 package controller
 
 import (
+	"strings"
+
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
-	"strings"
 )
 
 // retryClass says what an error does to the task that met it (source-controller's Stalling, Waiting and

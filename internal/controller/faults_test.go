@@ -285,7 +285,7 @@ func TestSlowBackendHoldsOnlyItsShareOfWorkers(t *testing.T) {
 // until it is gone.
 func killAPIServer(t *testing.T) {
 	t.Helper()
-	port := testEnv.ControlPlane.GetAPIServer().SecureServing.Port
+	port := testEnv.ControlPlane.GetAPIServer().Port
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)

@@ -320,26 +320,6 @@ func conditionsOf(obj *unstructured.Unstructured) []string {
 	return out
 }
 
-// moveConditionFirst moves the condition of the given type to the front of status.conditions.
-func moveConditionFirst(obj *unstructured.Unstructured, condType string) error {
-	conds, _, err := unstructured.NestedSlice(obj.Object, "status", "conditions")
-	if err != nil {
-		return err
-	}
-	var first, rest []any
-	for _, c := range conds {
-		if m, _ := c.(map[string]any); m["type"] == condType {
-			first = append(first, c)
-		} else {
-			rest = append(rest, c)
-		}
-	}
-	if len(first) == 0 {
-		return fmt.Errorf("no %s condition", condType)
-	}
-	return unstructured.SetNestedSlice(obj.Object, append(first, rest...), "status", "conditions")
-}
-
 func expectTableCell(g Gomega, conds []metav1.Condition, condType string, want wantCondition) {
 	if want.status == conditionAbsent {
 		g.Expect(condition(conds, condType)).To(BeNil(), "condition %s must be absent", condType)

@@ -238,7 +238,7 @@ func TestMetricsAreScraped(t *testing.T) {
 	t.Cleanup(server.Close)
 	resp, err := http.Get(server.URL)
 	g.Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close() //nolint:errcheck // test
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	text := string(body)
 	for _, want := range []string{

@@ -28,6 +28,7 @@ var niPasswordSecret = map[string]string{"username": "sim-user", "password": "si
 // niRequestID returns a request ID no other test uses, shaped like the ones Network Insight hands out: with
 // dots.
 func niRequestID(t *testing.T) string {
+	t.Helper()
 	return fmt.Sprintf("TASK_PROGRESS_application.APP_BULK_SAVE.%d.%s", time.Now().UnixNano(), uniqueTaskID(t)[:16])
 }
 

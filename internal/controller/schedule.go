@@ -15,7 +15,7 @@ import (
 // maxBackoff caps the wait between polls of a task whose backend keeps failing.
 const maxBackoff = 5 * time.Minute
 
-func durationOr(d *metav1.Duration, fallback time.Duration) time.Duration {
+func durationOr(d *metav1.Duration, fallback time.Duration) time.Duration { //nolint:unparam // both defaults are 10s today; they need not stay equal
 	if d == nil || d.Duration <= 0 {
 		return fallback
 	}
@@ -26,7 +26,7 @@ func durationOr(d *metav1.Duration, fallback time.Duration) time.Duration {
 // not poll together for ever.
 func withJitter(d time.Duration) time.Duration {
 	// Centred (±5%), so that on average a task is polled exactly once per interval.
-	return d - d/20 + rand.N(d/10+1)
+	return d - d/20 + rand.N(d/10+1) //nolint:gosec // G404: jitter needs no unpredictability
 }
 
 // scheduler decides when each task is polled. It remembers when each task is next due, so that a reconcile

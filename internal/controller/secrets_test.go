@@ -37,7 +37,7 @@ func countingSecretReader(t *testing.T, objs ...client.Object) (*secretReader, c
 	t.Helper()
 	cluster := fake.NewClientBuilder().WithScheme(testScheme).WithObjects(objs...).Build()
 	liveGets := 0
-	live := interceptor.NewClient(cluster.(client.WithWatch), interceptor.Funcs{
+	live := interceptor.NewClient(cluster, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			if _, ok := obj.(*corev1.Secret); !ok {
 				t.Errorf("the live reader was asked for a %T", obj)
@@ -46,7 +46,7 @@ func countingSecretReader(t *testing.T, objs ...client.Object) (*secretReader, c
 			return c.Get(ctx, key, obj, opts...)
 		},
 	})
-	metadata := interceptor.NewClient(cluster.(client.WithWatch), interceptor.Funcs{
+	metadata := interceptor.NewClient(cluster, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			if _, ok := obj.(*metav1.PartialObjectMetadata); !ok {
 				t.Errorf("the metadata cache was asked for a %T: that would cache every Secret", obj)
@@ -286,7 +286,7 @@ func heapInuseAfterGC() uint64 {
 
 func TestSecretReadsDoNotLogBodies(t *testing.T) {
 	var logged []string
-	logger := funcr.New(func(prefix, args string) { logged = append(logged, args) }, funcr.Options{Verbosity: 10})
+	logger := funcr.New(func(_, args string) { logged = append(logged, args) }, funcr.Options{Verbosity: 10})
 	ctx := withoutBodyLogs(log.IntoContext(context.Background(), logger))
 	requestLogger := log.FromContext(ctx).WithValues("verb", "GET").WithName("rest")
 	requestLogger.V(8).Info("Response Body", "body", "the Secret's values")

@@ -67,6 +67,7 @@ func (b *syncBuffer) record(on bool) {
 
 // recordVerboseLogs logs at V(10) (as --zap-log-level=10 does) into suiteLogs until the test ends.
 func recordVerboseLogs(t *testing.T) {
+	t.Helper()
 	suiteLogs.record(true)
 	suiteLogLevel.SetLevel(zapcore.Level(-10))
 	t.Cleanup(func() {

@@ -76,7 +76,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(certDir) //nolint:errcheck // temporary
+	defer func() { _ = os.RemoveAll(certDir) }()
 	env.ControlPlane.GetAPIServer().CertDir = certDir
 	testEnv = env
 	cfg, err := env.Start()
@@ -309,6 +309,7 @@ func condition(conds []metav1.Condition, condType string) *metav1.Condition {
 
 // uniqueTaskID returns a task ID no other test uses, in the 32-hex shape API Gateway gives.
 func uniqueTaskID(t *testing.T) string {
+	t.Helper()
 	sum := 0
 	for _, r := range t.Name() {
 		sum = sum*31 + int(r)

@@ -18,7 +18,7 @@ const (
 	// taskBackendIndex indexes AsyncTasks by backendKey.String() of the backend they use.
 	taskBackendIndex = ".spec.backendRef"
 	// backendSecretIndex indexes TaskBackends and ClusterTaskBackends by "namespace/name" of each Secret they read.
-	backendSecretIndex = ".spec.secretRefs"
+	backendSecretIndex = ".spec.secretRefs" //nolint:gosec // G101: an index name, no credential
 )
 
 // addIndexes registers the field indexes with the manager's cache.

@@ -75,7 +75,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	simServer := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = simServer.Serve(listener) }()
-	defer simServer.Close() //nolint:errcheck // shutting down
+	defer func() { _ = simServer.Close() }()
 	simURL := "http://" + listener.Addr().String()
 	fmt.Fprintf(out, "Vendor simulator at %s\n", simURL)
 
@@ -95,7 +95,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(mgrCtx) }()
-	defer func() { stopManager(); <-mgrDone }()
+	defer func() { stopManager(); <-mgrDone }() //nolint:errcheck // stopped on purpose: its error says only that
 
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {

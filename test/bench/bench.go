@@ -120,7 +120,7 @@ func run(cfg config) (err error) {
 	}
 	server := &http.Server{Handler: b.counter, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = server.Serve(listener) }()
-	defer server.Close() //nolint:errcheck // shutting down
+	defer func() { _ = server.Close() }()
 	simURL := "http://" + listener.Addr().String()
 
 	setupStarted := time.Now()
@@ -325,12 +325,12 @@ func (b *bench) warmUp(ctx context.Context, mgr *managerProcess) error {
 	logf("Phase 1, warm-up: manager started (pid %d, MaxConcurrentReconciles %s); waiting until all %d tasks show Running",
 		mgr.pid(), concurrencyText(b.cfg.concurrency), n)
 	from := time.Since(b.start)
-	ok, err := waitFor(ctx, 15*time.Minute, mgr, func() bool { r, _ := b.watcher.counts(); return r == n })
+	ok, err := waitFor(ctx, 15*time.Minute, mgr, func() bool { return b.watcher.runningCount() == n })
 	if err != nil {
 		return err
 	}
 	if !ok {
-		r, _ := b.watcher.counts()
+		r := b.watcher.runningCount()
 		return fmt.Errorf("only %d of %d tasks showed Running within 15 minutes of the manager's start", r, n)
 	}
 	b.r.warmUp = time.Since(b.start) - from

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -29,7 +28,6 @@ type watcher struct {
 	running     []bool
 	readyAt     []time.Duration // since start; 0 until Ready=True was seen
 	nRunning    int
-	nReady      int
 	gaps        int // watches that had to be restarted from a fresh list (events possibly lost)
 }
 
@@ -83,18 +81,16 @@ func (w *watcher) run(ctx context.Context, c client.WithWatch, namespace string,
 					rv = o.ResourceVersion
 				}
 			case watch.Error:
-				if apierrors.FromObject(ev.Object) != nil {
-					// Too old a resourceVersion: start over from a fresh list. Writes in between are lost.
-					w.mu.Lock()
-					w.gaps++
-					w.mu.Unlock()
-					fresh := &v1alpha1.AsyncTaskList{}
-					if err := c.List(ctx, fresh, client.InNamespace(namespace)); err == nil {
-						for i := range fresh.Items {
-							w.observe(&fresh.Items[i], false)
-						}
-						rv = fresh.ResourceVersion
+				// Too old a resourceVersion, say: start over from a fresh list. Writes in between are lost.
+				w.mu.Lock()
+				w.gaps++
+				w.mu.Unlock()
+				fresh := &v1alpha1.AsyncTaskList{}
+				if err := c.List(ctx, fresh, client.InNamespace(namespace)); err == nil {
+					for i := range fresh.Items {
+						w.observe(&fresh.Items[i], false)
 					}
+					rv = fresh.ResourceVersion
 				}
 			}
 		}
@@ -121,14 +117,14 @@ func (w *watcher) observe(task *v1alpha1.AsyncTask, write bool) {
 	}
 	if w.readyAt[i] == 0 && meta.IsStatusConditionTrue(task.Status.Conditions, v1alpha1.ConditionReady) {
 		w.readyAt[i] = now
-		w.nReady++
 	}
 }
 
-func (w *watcher) counts() (running, ready int) {
+// runningCount returns how many tasks have been seen Running.
+func (w *watcher) runningCount() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.nRunning, w.nReady
+	return w.nRunning
 }
 
 func (w *watcher) readyTime(i int) time.Duration {

@@ -23,7 +23,7 @@ const (
 	SimPassword  = "sim-password-Secret!"
 	SimToken     = "sim-token-Secret!" // a fixed token, and ZStack's sessionID
 	SimAccessKey = "AKSIM"
-	SimSecretKey = "sim-secret-key-Secret!"
+	SimSecretKey = "sim-secret-key-Secret!" //nolint:gosec // G101: the simulator's test credential, not a secret
 )
 
 // SimCredentials are the simulator's credentials, for every vendor alike.
@@ -95,7 +95,7 @@ func BenchmarkParse(b *testing.B, replies map[string]Reply, parse func(*backend.
 // the example it is, without the file's final newline. A missing file panics: examples are read into package
 // variables.
 func Example(name string) string {
-	body, err := os.ReadFile(filepath.Join("testdata", name))
+	body, err := os.ReadFile(filepath.Join("testdata", name)) //nolint:gosec // G304: a test reading its own testdata
 	if err != nil {
 		panic(err)
 	}

@@ -36,7 +36,7 @@ type authenticator struct {
 
 const (
 	defaultTokenHeader = "Authorization"
-	defaultTokenFormat = "Bearer {token}"
+	defaultTokenFormat = "Bearer {token}" //nolint:gosec // G101: a header template, no credential
 )
 
 // authMethodOf returns the configured method, or the one the Secret's keys make: Login when a login is
@@ -292,7 +292,7 @@ func (a *authenticator) do(ctx context.Context, build func() (*http.Request, err
 			return nil, err
 		}
 		if a.tokenCookie != "" {
-			req.AddCookie(&http.Cookie{Name: a.tokenCookie, Value: token})
+			req.AddCookie(&http.Cookie{Name: a.tokenCookie, Value: token}) //nolint:gosec // G124: a request cookie; Secure and HttpOnly are attributes of a server's Set-Cookie
 		} else {
 			req.Header.Set(a.tokenHeader, strings.ReplaceAll(a.tokenFormat, "{token}", token))
 		}

@@ -55,7 +55,7 @@ func bodyString(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
+	return unsafe.String(unsafe.SliceData(b), len(b)) //nolint:gosec // G103: the body is never changed once read (see above)
 }
 
 // decodeBody decodes a JSON body within the shape limits into the values encoding/json would give (maps,

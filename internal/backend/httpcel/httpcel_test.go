@@ -75,7 +75,7 @@ func TestBadExpressionIsInvalidConfigWithPosition(t *testing.T) {
 // vendor answers every task with body, status 200.
 func vendor(t *testing.T, body string) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, body)
 	}))
@@ -149,6 +149,7 @@ type recorder struct {
 }
 
 func (rec *recorder) server(t *testing.T) string {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rec.requests = append(rec.requests, r)
@@ -282,7 +283,7 @@ func TestLoginRefusalNeverQuotesPartOfACredential(t *testing.T) {
 		"folded by the quote": "s3cr3t  \n pw",
 	} {
 		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				// A vendor that echoes the password where the quote of its answer ends.
 				w.WriteHeader(http.StatusUnauthorized)
 				_, _ = io.WriteString(w, strings.Repeat("x", backend.SnippetLength-4)+password+" is wrong")

@@ -18,6 +18,7 @@ import (
 
 // runningVendor records request lines and bodies, and answers every request Running.
 func runningVendor(t *testing.T) (*backendtest.Recorder, *[]string) {
+	t.Helper()
 	var bodies []string
 	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -45,14 +46,6 @@ func newHTTPBackend(t *testing.T, spec v1alpha1.TaskBackendSpec) backend.Paramet
 		t.Fatalf("New: %v", err)
 	}
 	return b.(backend.ParameterizedBackend)
-}
-
-func wantRefused(t *testing.T, err error, prefix string, sent []string) {
-	t.Helper()
-	e, ok := backend.AsError(err)
-	if !ok || e.Kind != backend.KindTerminal || !strings.HasPrefix(e.Message, prefix) || len(sent) != 0 {
-		t.Errorf("error %v, sent %q; want a Terminal error starting %q and nothing sent", err, sent, prefix)
-	}
 }
 
 func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {

@@ -50,7 +50,7 @@ func TestWorstShapedAnswersCostBoundedMemory(t *testing.T) {
 		maps.Copy(bodies, bt.WorstBodies(backend.MaxBodyBytes, errorFields))
 		for _, status := range []int{http.StatusOK, http.StatusUnauthorized} {
 			bt.ExpectBoundedCost(t, bodies, nil, func(body []byte) {
-				_, _, _ = parseLoginReply(&backend.Response{StatusCode: status, Header: http.Header{}, Body: body}, time.Now(), time.Minute)
+				_, _, _ = parseLoginReply(&backend.Response{StatusCode: status, Header: http.Header{}, Body: body}, time.Now())
 			})
 		}
 	})

@@ -158,6 +158,6 @@ func (n *networkInsight) login(body []byte) backend.LoginFunc[string] {
 		} else if err != nil {
 			return "", time.Time{}, err
 		}
-		return parseLoginReply(resp, time.Now(), refreshBefore)
+		return parseLoginReply(resp, time.Now())
 	}
 }

@@ -236,7 +236,7 @@ func TestWrongCredentialsAreAnAuthenticationError(t *testing.T) {
 func TestFixedTokenRefusedIsNotResent(t *testing.T) {
 	g := NewWithT(t)
 	var requests int
-	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		requests++
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"code":401,"message":"Token expired"}`)
@@ -333,7 +333,7 @@ func TestCheckAtAWrongURL(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.WriteHeader(http.StatusNotFound)
 				_, _ = io.WriteString(w, "<html>404 page not found</html>")
 			}))

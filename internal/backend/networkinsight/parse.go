@@ -76,8 +76,8 @@ func first(values ...[]byte) []byte {
 	return nil
 }
 
-// failed is appSaveItem.failed on the raw fields, without decoding them: a response code other than
-// SUCCESS, or, with no code at all, an error message.
+// failed reports, from the raw fields without decoding them, whether the application was not saved: a
+// response code other than SUCCESS, or, with no code at all, an error message.
 func (f appSaveFields) failed() bool {
 	var buf [64]byte
 	if code := first(f.responseCode, f.responseCodeSnake); code != nil {
@@ -141,15 +141,6 @@ func (s *appSaveSummary) UnmarshalJSON(b []byte) error {
 		}
 		return nil
 	})
-}
-
-// failed reports whether the application was not saved: a response code other than SUCCESS, or, with no
-// code at all, an error message.
-func (it appSaveItem) failed() bool {
-	if it.ResponseCode != "" {
-		return !strings.EqualFold(it.ResponseCode, "SUCCESS")
-	}
-	return it.ErrorMessage != ""
 }
 
 // String says which application failed and why, in one line: "name (CODE): message".
@@ -407,7 +398,7 @@ func errorFromReply(resp *backend.Response) error {
 // parseLoginReply reads the token and its expiry from a login answer. now is used to decide whether the
 // stated expiry can be trusted; an expiry that is missing or already (nearly) past is returned as zero, so the
 // session is renewed on a 401 rather than on every poll.
-func parseLoginReply(resp *backend.Response, now time.Time, margin time.Duration) (string, time.Time, error) {
+func parseLoginReply(resp *backend.Response, now time.Time) (string, time.Time, error) {
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		return "", time.Time{}, loginError(resp)
 	}
@@ -421,7 +412,7 @@ func parseLoginReply(resp *backend.Response, now time.Time, margin time.Duration
 	}
 	var expiry time.Time
 	if reply.Expiry != nil {
-		if at := backend.EpochTime(*reply.Expiry); at != nil && at.After(now.Add(2*margin)) {
+		if at := backend.EpochTime(*reply.Expiry); at != nil && at.After(now.Add(2*refreshBefore)) {
 			expiry = *at
 		}
 	}

@@ -316,7 +316,7 @@ func TestParseLoginReply(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			token, expiry, err := parseLoginReply(reply(tc.status, tc.body), now, refreshBefore)
+			token, expiry, err := parseLoginReply(reply(tc.status, tc.body), now)
 			if tc.wantKind != "" {
 				g.Expect(backend.KindOf(err)).To(Equal(tc.wantKind))
 				g.Expect(err.Error()).To(Equal(tc.wantMsg))
@@ -369,7 +369,7 @@ func FuzzParseLoginReply(f *testing.F) {
 	f.Add(500, docErrorExample)
 	now := time.UnixMilli(1641321499579)
 	f.Fuzz(func(t *testing.T, status int, body string) {
-		token, _, err := parseLoginReply(reply(status, body), now, refreshBefore)
+		token, _, err := parseLoginReply(reply(status, body), now)
 		if err != nil {
 			if _, ok := backend.AsError(err); !ok {
 				t.Fatalf("error is not a *backend.Error: %v", err)

@@ -156,7 +156,7 @@ func (c *cookies) addTo(req *http.Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, value := range c.values {
-		req.AddCookie(&http.Cookie{Name: name, Value: value})
+		req.AddCookie(&http.Cookie{Name: name, Value: value}) //nolint:gosec // G124: a request cookie; Secure and HttpOnly are attributes of a server's Set-Cookie
 	}
 }
 
