@@ -30,6 +30,7 @@ func main() {
 		probeAddr      string
 		secureMetrics  bool
 		leaderElection bool
+		leaderElectNS  string
 		watchNS        string
 		operatorOpts   controller.Options
 		network        networkFlags
@@ -39,6 +40,8 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	flag.BoolVar(&leaderElection, "leader-elect", false, "Elect a leader, so that only one replica polls at a time.")
+	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; "+
+		"the pod's own when empty. Needed with --leader-elect outside a cluster.")
 	flag.StringVar(&watchNS, "watch-namespaces", "", "Comma-separated namespaces whose AsyncTasks, TaskBackends and "+
 		"Secrets the operator watches (include the namespaces ClusterTaskBackends take Secrets from); all when empty.")
 	flag.IntVar(&operatorOpts.Workers, "workers", 16, "How many tasks are polled at once.")
@@ -82,11 +85,12 @@ func main() {
 		os.Exit(1)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  cacheOptions,
-		Metrics:                metricsOptions,
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElection,
+		Scheme:                  scheme,
+		Cache:                   cacheOptions,
+		Metrics:                 metricsOptions,
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElection,
+		LeaderElectionNamespace: leaderElectNS,
 		// Each shard elects its own leader.
 		LeaderElectionID:              strings.Trim("asynctask-operator-"+operatorOpts.Shard, "-") + ".tasks.asynctask.dev",
 		LeaderElectionReleaseOnCancel: true,
