@@ -1,12 +1,20 @@
 # asynctask-operator. `make help` lists the targets.
 
-IMG ?= ghcr.io/asynctask-operator/asynctask-operator:latest
+# The release's version is the chart's appVersion; the image defaults to that tag.
+APP_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/asynctask-operator/Chart.yaml)
+IMG ?= ghcr.io/asynctask-operator/asynctask-operator:$(APP_VERSION)
+RELEASE_IMG := ghcr.io/asynctask-operator/asynctask-operator:$(APP_VERSION)
 BIN := $(abspath bin)
 KUBE_VERSION := v1.37.2
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 
 CONTROLLER_GEN := $(BIN)/controller-gen
+HELM := $(BIN)/helm
+KUBECONFORM := $(BIN)/kubeconform
+HELM_VERSION := v4.3.2
+# The JSON schemas kubeconform checks manifests against: Kubernetes $(KUBE_VERSION) and the project's CRDs.
+SCHEMAS := $(BIN)/schemas
 CONTROL_PLANE := $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl
 export KUBEBUILDER_ASSETS := $(BIN)
 
@@ -28,23 +36,30 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC role from the API types and markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC role from the API types and markers (and the chart's CRD copies).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	rm -f charts/asynctask-operator/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/asynctask-operator/files/crds/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify
-verify: verify-manifests generate ## Fail when generated files are not what the generators produce.
+verify: verify-manifests verify-installer generate ## Fail when generated files are not what the generators produce.
 	@git diff --exit-code -- api || { echo "Generated deepcopy is stale: run 'make generate' and commit."; exit 1; }
 
 .PHONY: verify-manifests
 verify-manifests: $(CONTROLLER_GEN) ## Fail when the committed CRDs or RBAC role differ from what the markers generate.
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=$$tmp/crd output:rbac:artifacts:config=$$tmp/rbac && \
-	diff -r $$tmp/crd config/crd/bases && diff $$tmp/rbac/role.yaml config/rbac/role.yaml || \
+	diff -r $$tmp/crd config/crd/bases && diff $$tmp/rbac/role.yaml config/rbac/role.yaml && \
+	diff -r $$tmp/crd charts/asynctask-operator/files/crds || \
 	{ echo "CRDs or RBAC are stale: run 'make manifests' and commit."; exit 1; }
+
+.PHONY: verify-installer
+verify-installer: $(BIN)/kubectl ## Fail when dist/install.yaml is not what config/default renders.
+	@tmp=$$(mktemp) && trap 'rm -f $$tmp' EXIT && $(MAKE) -s --no-print-directory installer IMG=$(RELEASE_IMG) INSTALLER=$$tmp && \
+	diff -u dist/install.yaml $$tmp || { echo "dist/install.yaml is stale: run 'make build-installer' and commit."; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run go fmt.
@@ -55,7 +70,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: $(CONTROL_PLANE) vet verify-manifests ## Run every test on a local control plane built from source (first build: ~5 min).
+test: $(CONTROL_PLANE) vet verify-manifests verify-installer ## Run every test on a local control plane built from source (first build: ~5 min).
 	go test ./... -count=1 -timeout 20m
 
 # make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).
@@ -119,6 +134,16 @@ deploy: manifests $(BIN)/kubectl ## Deploy the operator (image IMG) to the clust
 	$(BIN)/kubectl kustomize config/default | sed 's|image: ghcr.io/asynctask-operator/asynctask-operator:latest|image: $(IMG)|' \
 		| $(BIN)/kubectl apply --server-side -f -
 
+INSTALLER ?= dist/install.yaml
+.PHONY: build-installer
+build-installer: manifests installer ## Write dist/install.yaml (CRDs, RBAC, Deployment, Service) for image IMG.
+
+.PHONY: installer
+installer: $(BIN)/kubectl
+	@mkdir -p $(dir $(INSTALLER))
+	@{ echo "# asynctask-operator $(APP_VERSION): kubectl apply --server-side -f install.yaml (made by make build-installer from config/default)"; \
+	$(BIN)/kubectl kustomize config/default | sed 's|image: ghcr.io/asynctask-operator/asynctask-operator:latest|image: $(IMG)|'; } > $(INSTALLER)
+
 .PHONY: undeploy
 undeploy: $(BIN)/kubectl ## Remove the operator from the cluster of your current kubeconfig.
 	$(BIN)/kubectl delete --ignore-not-found -k config/default
@@ -136,3 +161,19 @@ $(BIN)/etcd: hack/controlplane/go.mod hack/controlplane/go.sum
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(HELM): hack/helm/go.mod hack/helm/go.sum
+	cd hack/helm && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)" -o $@ helm.sh/helm/v4/cmd/helm
+
+$(KUBECONFORM): hack/kubeconform/go.mod hack/kubeconform/go.sum
+	cd hack/kubeconform && go build -o $@ github.com/yannh/kubeconform/cmd/kubeconform
+
+# From the OpenAPI document of the k8s.io/kubernetes module the control plane is built from; offline.
+$(SCHEMAS)/.stamp: hack/kubeconform/schemas/main.go hack/controlplane/go.mod $(wildcard config/crd/bases/*.yaml)
+	rm -rf $(SCHEMAS)
+	cd hack/kubeconform && go run ./schemas -openapi "$$(cd ../controlplane && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/api/openapi-spec/v3" \
+		-crds ../../config/crd/bases -out $(SCHEMAS)
+	touch $@
+
+.PHONY: tools
+tools: $(CONTROL_PLANE) $(CONTROLLER_GEN) $(HELM) $(KUBECONFORM) $(SCHEMAS)/.stamp ## Build every tool into bin/ (helm: ~N min on 2 cores, once).
