@@ -70,7 +70,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: $(CONTROL_PLANE) vet verify-manifests verify-installer ## Run every test on a local control plane built from source (first build: ~5 min).
+test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(SCHEMAS)/.stamp image vet verify-manifests verify-installer ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
 	go test ./... -count=1 -timeout 20m
 
 # make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).
