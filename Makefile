@@ -70,7 +70,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(SCHEMAS)/.stamp image vet verify-manifests verify-installer ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
+test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(SCHEMAS)/.stamp image runc vet verify-manifests verify-installer ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
 	go test ./... -count=1 -timeout 20m
 
 # make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).
@@ -174,6 +174,17 @@ $(SCHEMAS)/.stamp: hack/kubeconform/schemas/main.go hack/controlplane/go.mod $(w
 	cd hack/kubeconform && go run ./schemas -openapi "$$(cd ../controlplane && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/api/openapi-spec/v3" \
 		-crds ../../config/crd/bases -out $(SCHEMAS)
 	touch $@
+
+# runc runs the image in test/install. Installed from Debian when missing and we are root; otherwise that
+# test skips (fails with CI=true) and says why.
+.PHONY: runc
+runc:
+	@command -v runc >/dev/null || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing runc (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc; }; \
+	else echo "runc is missing and cannot be installed here (not root or no apt-get): the image test will say so"; fi; }
 
 .PHONY: tools
 tools: $(CONTROL_PLANE) $(CONTROLLER_GEN) $(HELM) $(KUBECONFORM) $(SCHEMAS)/.stamp ## Build every tool into bin/ (helm: ~N min on 2 cores, once).
