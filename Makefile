@@ -12,6 +12,7 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 CONTROLLER_GEN := $(BIN)/controller-gen
 HELM := $(BIN)/helm
 KUBECONFORM := $(BIN)/kubeconform
+KUBE_SCORE := $(BIN)/kube-score
 HELM_VERSION := v4.3.2
 # The JSON schemas kubeconform checks manifests against: Kubernetes $(KUBE_VERSION) and the project's CRDs.
 SCHEMAS := $(BIN)/schemas
@@ -70,7 +71,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(SCHEMAS)/.stamp image runc vet verify-manifests verify-installer ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
+test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc vet verify-manifests verify-installer ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
 	go test ./... -count=1 -timeout 20m
 
 # make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).
@@ -168,6 +169,9 @@ $(HELM): hack/helm/go.mod hack/helm/go.sum
 $(KUBECONFORM): hack/kubeconform/go.mod hack/kubeconform/go.sum
 	cd hack/kubeconform && go build -o $@ github.com/yannh/kubeconform/cmd/kubeconform
 
+$(KUBE_SCORE): hack/kube-score/go.mod hack/kube-score/go.sum
+	cd hack/kube-score && go build -o $@ github.com/zegl/kube-score/cmd/kube-score
+
 # From the OpenAPI document of the k8s.io/kubernetes module the control plane is built from; offline.
 $(SCHEMAS)/.stamp: hack/kubeconform/schemas/main.go hack/controlplane/go.mod $(wildcard config/crd/bases/*.yaml)
 	rm -rf $(SCHEMAS)
@@ -187,4 +191,4 @@ runc:
 	else echo "runc is missing and cannot be installed here (not root or no apt-get): the image test will say so"; fi; }
 
 .PHONY: tools
-tools: $(CONTROL_PLANE) $(CONTROLLER_GEN) $(HELM) $(KUBECONFORM) $(SCHEMAS)/.stamp ## Build every tool into bin/ (helm: ~N min on 2 cores, once).
+tools: $(CONTROL_PLANE) $(CONTROLLER_GEN) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp ## Build every tool into bin/ (once; helm is the largest).
