@@ -10,6 +10,7 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 
 CONTROLLER_GEN := $(BIN)/controller-gen
+GOLANGCI_LINT := $(BIN)/golangci-lint-kube-api-linter
 HELM := $(BIN)/helm
 KUBECONFORM := $(BIN)/kubeconform
 KUBE_SCORE := $(BIN)/kube-score
@@ -69,6 +70,10 @@ fmt: ## Run go fmt.
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint and kube-api-linter (.golangci.yml) over the module.
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
 test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc vet verify-manifests verify-installer ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
@@ -175,6 +180,11 @@ $(BIN)/kubectl: hack/controlplane/go.mod hack/controlplane/go.sum | $(SETUP_ENVT
 $(BIN)/etcd: hack/controlplane/go.mod hack/controlplane/go.sum | $(SETUP_ENVTEST)
 	@$(call envtest_download,etcd) || { echo "setup-envtest cannot download; building etcd from source"; \
 	cd hack/controlplane && go build -o $@ ./etcd; }
+
+# golangci-lint with kube-api-linter built in (its module plugin), built with the Go the project uses: a
+# golangci-lint built by an older Go cannot load this module.
+$(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
+	cd hack/lint && go build -o $@ sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen

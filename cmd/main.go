@@ -11,16 +11,13 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/controller"
 )
 
@@ -61,10 +58,6 @@ func main() {
 	setupLog := ctrl.Log.WithName("setup")
 	leaveMemoryHeadroom(setupLog)
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-
 	metricsOptions := metricsserver.Options{
 		BindAddress:   metricsAddr,
 		SecureServing: secureMetrics,
@@ -74,27 +67,24 @@ func main() {
 	if secureMetrics {
 		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	cacheOptions, err := controller.CacheOptions(operatorOpts, splitList(watchNS))
+	mgrOptions, err := controller.ManagerOptions(operatorOpts, splitList(watchNS))
 	if err != nil {
 		setupLog.Error(err, "Invalid flags")
 		os.Exit(1)
 	}
+	mgrOptions.Metrics = metricsOptions
+	mgrOptions.HealthProbeBindAddress = probeAddr
+	mgrOptions.LeaderElection = leaderElection
+	mgrOptions.LeaderElectionNamespace = leaderElectNS
+	// Each shard elects its own leader.
+	mgrOptions.LeaderElectionID = strings.Trim("asynctask-operator-"+operatorOpts.Shard, "-") + ".tasks.asynctask.dev"
+	mgrOptions.LeaderElectionReleaseOnCancel = true
 	cfg := ctrl.GetConfigOrDie()
-	if operatorOpts.TaskBackendNetwork, operatorOpts.ClusterTaskBackendNetwork, err = network.policies(cfg, scheme, setupLog); err != nil {
+	if operatorOpts.TaskBackendNetwork, operatorOpts.ClusterTaskBackendNetwork, err = network.policies(cfg, mgrOptions.Scheme, setupLog); err != nil {
 		setupLog.Error(err, "Invalid flags")
 		os.Exit(1)
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   cacheOptions,
-		Metrics:                 metricsOptions,
-		HealthProbeBindAddress:  probeAddr,
-		LeaderElection:          leaderElection,
-		LeaderElectionNamespace: leaderElectNS,
-		// Each shard elects its own leader.
-		LeaderElectionID:              strings.Trim("asynctask-operator-"+operatorOpts.Shard, "-") + ".tasks.asynctask.dev",
-		LeaderElectionReleaseOnCancel: true,
-	})
+	mgr, err := ctrl.NewManager(cfg, mgrOptions)
 	if err != nil {
 		setupLog.Error(err, "Cannot create the manager")
 		os.Exit(1)

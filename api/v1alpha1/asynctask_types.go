@@ -211,7 +211,9 @@ type AsyncTaskStatus struct {
 	// +optional
 	// +listType=map
 	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 }
 
 // AsyncTask is one task running in a vendor system, tracked until it ends.
@@ -225,7 +227,8 @@ type AsyncTaskStatus struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.message`
 type AsyncTask struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
@@ -245,5 +248,5 @@ type AsyncTaskList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&AsyncTask{}, &AsyncTaskList{})
+	registerTypes(&AsyncTask{}, &AsyncTaskList{})
 }

@@ -147,12 +147,14 @@ type TLSConfig struct {
 // RateLimit caps the request rate to one backend.
 type RateLimit struct {
 	// QPS is the most requests per second on average.
+	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	// +kubebuilder:default=20
 	QPS int32 `json:"qps"`
 
 	// Burst is the most requests sent at once.
+	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	// +kubebuilder:default=40
@@ -483,7 +485,9 @@ type TaskBackendStatus struct {
 	// +optional
 	// +listType=map
 	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 }
 
 // TaskBackend says how to reach one vendor endpoint from one namespace.
@@ -496,7 +500,8 @@ type TaskBackendStatus struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 type TaskBackend struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
@@ -527,7 +532,8 @@ type TaskBackendList struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 type ClusterTaskBackend struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
@@ -548,5 +554,5 @@ type ClusterTaskBackendList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&TaskBackend{}, &TaskBackendList{}, &ClusterTaskBackend{}, &ClusterTaskBackendList{})
+	registerTypes(&TaskBackend{}, &TaskBackendList{}, &ClusterTaskBackend{}, &ClusterTaskBackendList{})
 }

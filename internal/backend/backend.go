@@ -142,6 +142,18 @@ const (
 	// KindDeferred means no request was sent: the backend's rate limit or its share of the operator's
 	// workers is used up. Nothing is wrong with the task; it is asked again after RetryAfter.
 	KindDeferred ErrorKind = "Deferred"
+
+	// The kinds below say why the operator could not use a backend at all, before any vendor was asked. The
+	// controller's connector returns them; vendor packages never do.
+
+	// KindBackendNotFound is a task naming a TaskBackend or ClusterTaskBackend that does not exist.
+	KindBackendNotFound ErrorKind = "BackendNotFound"
+	// KindSecretNotFound is a backend naming a credentials or CA Secret that does not exist.
+	KindSecretNotFound ErrorKind = "SecretNotFound"
+	// KindNotAllowed is a ClusterTaskBackend whose spec.allowedNamespaces does not select the task's namespace.
+	KindNotAllowed ErrorKind = "BackendNotAllowed"
+	// KindUnreachable is the API server failing to give the operator the backend, a Secret or a namespace.
+	KindUnreachable ErrorKind = "Unreachable"
 )
 
 // Error is a classified backend failure. Message is one line for humans and never holds a secret.
@@ -176,6 +188,16 @@ func AsError(err error) (*Error, bool) {
 	return nil, false
 }
 
+// DeferredFor reports whether err says the request was not sent yet (KindDeferred), and how long to wait
+// before asking again: the error's RetryAfter, at least a second.
+func DeferredFor(err error) (time.Duration, bool) {
+	e, ok := AsError(err)
+	if !ok || e.Kind != KindDeferred {
+		return 0, false
+	}
+	return max(e.RetryAfter, time.Second), true
+}
+
 // ErrorForStatus classifies an HTTP error answer the way the contract says: 401/403 authentication, 404 not
 // found, 429 and 5xx transient, any other 4xx terminal. vendorMessage is the message from the vendor's error
 // body, already extracted by the vendor package.
@@ -186,7 +208,7 @@ func ErrorForStatus(resp *Response, vendorMessage string) error {
 		msg += ": " + vendorMessage
 	case len(bytes.TrimSpace(resp.Body)) > 0:
 		// Not the vendor's error shape (a proxy's page, say): quote its start so the user sees who answered.
-		msg += fmt.Sprintf(" with a body that is not the vendor's error shape: %q", snippet(resp.Body))
+		msg += fmt.Sprintf(" with a body that is not the vendor's error shape: %q", Snippet(resp.Body))
 	}
 	e := &Error{Message: msg, RetryAfter: resp.RetryAfter}
 	switch {
@@ -209,20 +231,5 @@ func ErrorForStatus(resp *Response, vendorMessage string) error {
 // the body, printable characters only, so the user can see what came back (an HTML proxy page, say).
 func BadBody(resp *Response, problem string) error {
 	return Errorf(KindTransient, "vendor answered HTTP %d with a body that is not the documented shape (%s): %q",
-		resp.StatusCode, problem, snippet(resp.Body))
-}
-
-func snippet(body []byte) string {
-	const max = 80
-	s := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(string(body[:min(len(body), max*4)]), "?"))
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > max {
-		s = string(r[:max]) + "..."
-	}
-	return s
+		resp.StatusCode, problem, Snippet(resp.Body))
 }

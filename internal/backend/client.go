@@ -18,7 +18,8 @@ import (
 )
 
 const (
-	// MaxBodyBytes is the most of a response body the operator reads; a longer body is an error.
+	// MaxBodyBytes is the most of a response body the operator reads by default (and at most: the API caps
+	// spec.maxResponseBytes there); a longer body is an error.
 	MaxBodyBytes = 8 << 20
 	// MaxRetryAfter caps how long a vendor's Retry-After pauses a backend.
 	MaxRetryAfter = 5 * time.Minute
@@ -42,6 +43,8 @@ type ClientOptions struct {
 	// NetworkPolicy limits the addresses the backend's connections may go to; the zero value applies the
 	// defaults.
 	NetworkPolicy NetworkPolicy
+	// MaxBodyBytes is the most of a response body read (spec.maxResponseBytes); 0 means MaxBodyBytes.
+	MaxBodyBytes int64
 
 	// resolver replaces the system resolver (tests).
 	resolver *net.Resolver
@@ -55,6 +58,8 @@ type Client struct {
 	limiter *rate.Limiter
 	timeout time.Duration
 	now     func() time.Time
+	// maxBody is the most of a response body read; a longer body is an error.
+	maxBody int64
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -76,6 +81,10 @@ func NewClient(opts ClientOptions) *Client {
 	if now == nil {
 		now = time.Now
 	}
+	maxBody := opts.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = MaxBodyBytes
+	}
 	return &Client{
 		http: &http.Client{
 			Transport:     transport,
@@ -84,6 +93,7 @@ func NewClient(opts ClientOptions) *Client {
 		limiter: rate.NewLimiter(rate.Limit(opts.QPS), opts.Burst),
 		timeout: opts.Timeout,
 		now:     now,
+		maxBody: maxBody,
 	}
 }
 
@@ -94,14 +104,16 @@ func (c *Client) Close() { c.http.CloseIdleConnections() }
 type Response struct {
 	StatusCode int
 	Header     http.Header
-	Body       []byte
+	// Body is never changed once read, so that what is parsed from it (a result, say) may reference it
+	// instead of copying it.
+	Body []byte
 	// RetryAfter is the vendor's Retry-After on a 429 or 503, capped at MaxRetryAfter; 0 otherwise.
 	RetryAfter time.Duration
 }
 
 // Do sends req within the rate limit and the request timeout and reads the answer. It fails with a
 // KindTransient *Error when the backend is paused by an earlier Retry-After, when the request cannot be sent
-// or answered in time, and when the body is larger than MaxBodyBytes. Any HTTP status is returned as a
+// or answered in time, and when the body is larger than the client's body limit. Any HTTP status is returned as a
 // Response: what it means is the vendor's to say.
 func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 	if until, wait := c.pause(); wait > 0 {
@@ -119,18 +131,55 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 		return nil, requestError(req, err)
 	}
 	defer resp.Body.Close() //nolint:errcheck // read-only body
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	body, err := readBody(resp, c.maxBody)
 	if err != nil {
 		return nil, requestError(req, err)
 	}
-	if len(body) > MaxBodyBytes {
-		return nil, Errorf(KindTransient, "vendor answer from %s is larger than %d MiB", req.URL.Host, MaxBodyBytes>>20)
+	if int64(len(body)) > c.maxBody {
+		return nil, Errorf(KindTransient, "vendor answer from %s is larger than %s", req.URL.Host, byteSize(c.maxBody))
 	}
 	out := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: body}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		out.RetryAfter = c.pauseFor(resp.Header.Get("Retry-After"))
 	}
 	return out, nil
+}
+
+// readBody reads at most limit+1 bytes of a body, so that the caller can tell a body over the limit. A body
+// that states its length is read into one buffer of that size (never more than the limit), instead of the
+// doubling buffer of io.ReadAll, which allocates about twice the body.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	r := io.LimitReader(resp.Body, limit+1)
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		// One byte more than stated, to see the end of the body without growing the buffer; a body longer
+		// than it states grows it as io.ReadAll would.
+		buf := make([]byte, 0, n+1)
+		for {
+			if len(buf) == cap(buf) {
+				buf = append(buf, 0)[:len(buf)]
+			}
+			m, err := r.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+m]
+			if err == io.EOF {
+				return buf, nil
+			}
+			if err != nil {
+				return buf, err
+			}
+		}
+	}
+	return io.ReadAll(r)
+}
+
+// byteSize names a size in MiB or KiB when it is a whole number of them, else in bytes.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // maxRateLimitWait is the longest a request waits for the backend's rate limit while holding a worker; a

@@ -36,6 +36,28 @@ func TestBodyOverTheLimitIsAnError(t *testing.T) {
 	}
 }
 
+func TestBodyLimitIsTheBackendsOwn(t *testing.T) {
+	const limit = 3 << 10
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("chunked") {
+			w.(http.Flusher).Flush() // no Content-Length: the body is read without a stated size
+		}
+		_, _ = w.Write([]byte(strings.Repeat("x", len(r.URL.Query().Get("n")))))
+	}))
+	defer server.Close()
+	c := NewClient(ClientOptions{Timeout: 2 * time.Second, QPS: 1000, Burst: 1000, MaxBodyBytes: limit})
+	for _, chunked := range []string{"", "&chunked"} {
+		resp, err := get(t, c, server.URL+"?n="+strings.Repeat("1", limit)+chunked)
+		if err != nil || len(resp.Body) != limit {
+			t.Errorf("a body right at the limit (%q): %v", chunked, err)
+		}
+		_, err = get(t, c, server.URL+"?n="+strings.Repeat("1", limit+1)+chunked)
+		if KindOf(err) != KindTransient || !strings.Contains(err.Error(), "larger than 3 KiB") {
+			t.Errorf("got %v, want a transient 'larger than 3 KiB' error", err)
+		}
+	}
+}
+
 func TestRetryAfterPausesTheBackend(t *testing.T) {
 	requests := 0
 	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -1,4 +1,4 @@
-package backend
+package backend_test
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 )
 
@@ -27,7 +28,7 @@ const (
 func TestPathSegmentRefusesOrSendsEveryHostileIDAsOneSegment(t *testing.T) {
 	for _, h := range backendtest.HostileTaskIDs {
 		t.Run(fmt.Sprintf("%q", h.ID), func(t *testing.T) {
-			segment, err := PathSegment("taskID", h.ID)
+			segment, err := backend.PathSegment("taskID", h.ID)
 			if h.Refused() {
 				wantRefusal(t, err, h.ID)
 				return
@@ -45,15 +46,15 @@ func TestTaskURLGoesOnTheWireAsBuilt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := NewClient(ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000})
+	client := backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000})
 	for _, h := range backendtest.HostileTaskIDs {
-		u, err := TaskURL(base, h.ID, "v2", "p 1", "tasks")
+		u, err := backend.TaskURL(base, h.ID, "v2", "p 1", "tasks")
 		if h.Refused() {
 			wantRefusal(t, err, h.ID)
 			continue
 		}
 		if err != nil {
-			t.Fatalf("TaskURL(%q): %v", h.ID, err)
+			t.Fatalf("backend.TaskURL(%q): %v", h.ID, err)
 		}
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u.String(), nil)
 		if err != nil {
@@ -84,7 +85,7 @@ func FuzzTaskURL(f *testing.F) {
 	}
 	decodedPrefix, _ := url.PathUnescape(taskPrefix)
 	f.Fuzz(func(t *testing.T, id string) {
-		u, err := TaskURL(base, id, "v2", "p 1", "tasks")
+		u, err := backend.TaskURL(base, id, "v2", "p 1", "tasks")
 		if err != nil {
 			wantRefusal(t, err, id)
 			return
@@ -133,8 +134,8 @@ func requestTarget(t *testing.T, u *url.URL) string {
 
 func wantRefusal(t *testing.T, err error, id string) {
 	t.Helper()
-	e, ok := AsError(err)
-	if !ok || e.Kind != KindTerminal || !strings.HasPrefix(e.Message, fmt.Sprintf("taskID %q cannot be sent: ", id)) {
+	e, ok := backend.AsError(err)
+	if !ok || e.Kind != backend.KindTerminal || !strings.HasPrefix(e.Message, fmt.Sprintf("taskID %q cannot be sent: ", id)) {
 		t.Fatalf("ID %q: got %v, want a Terminal refusal that names it", id, err)
 	}
 }

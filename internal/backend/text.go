@@ -26,8 +26,20 @@ func OneLine(s string, maxChars int) string {
 	}
 	var b strings.Builder
 	b.Grow(min(len(s), 4*maxChars+len(ellipsis)))
-	space, chars := false, 0
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+	// The text is read rune by rune rather than made valid first, so that a text as long as a body costs no
+	// more than what is kept of it. A run of invalid bytes is one U+FFFD, as strings.ToValidUTF8 writes it.
+	space, chars, invalid := false, 0, false
+	for i := 0; i < len(s); {
+		r, width := utf8.DecodeRuneInString(s[i:])
+		i += width
+		if r == utf8.RuneError && width == 1 {
+			if invalid {
+				continue
+			}
+			invalid = true
+		} else {
+			invalid = false
+		}
 		if unicode.IsSpace(r) || unicode.IsControl(r) {
 			space = chars > 0
 			continue
@@ -91,4 +103,14 @@ func isOneLine(s string) bool {
 		}
 	}
 	return true
+}
+
+// SnippetLength is how many characters of a body Snippet quotes: enough to see who answered (a proxy's HTML
+// page, a login form), short enough for a status message.
+const SnippetLength = 80
+
+// Snippet quotes the start of a vendor's body for a message: one line (see OneLine) of at most SnippetLength
+// characters. Only the first bytes are read, so that a body of any size costs the same.
+func Snippet(body []byte) string {
+	return OneLine(string(body[:min(len(body), 4*(SnippetLength+1))]), SnippetLength)
 }

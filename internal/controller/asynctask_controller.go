@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,13 +34,12 @@ type AsyncTaskReconciler struct {
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 	// FieldOwner names this operator in the tasks' managedFields.
 	FieldOwner string
 
+	clock     clock.PassiveClock
 	connector *connector
-	schedule  *pollSchedule
+	schedule  *scheduler
 	tasksOf   *taskMapper
 	// wake queues tasks woken by their backend's recovery.
 	wake chan event.GenericEvent
@@ -58,14 +58,14 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	task := &v1alpha1.AsyncTask{}
 	if err := r.Get(ctx, req.NamespacedName, task); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.schedule.drop(req.NamespacedName, "")
+			r.schedule.forget(req.NamespacedName, "")
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	now := r.now()
+	now := r.clock.Now()
 	if !task.DeletionTimestamp.IsZero() || task.Status.Phase.Finished() {
 		// A finished task is never polled again; it may only be due for deletion.
-		r.schedule.drop(req.NamespacedName, task.UID)
+		r.schedule.forget(req.NamespacedName, task.UID)
 		return r.deleteAfterTTL(ctx, task, now)
 	}
 	if r.schedule.isFinished(req.NamespacedName, task.UID) {
@@ -73,93 +73,81 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 
-	polled := r.pollIfDue(ctx, task, now)
-	if e, ok := backend.AsError(polled.outcome.err); ok && e.Kind == backend.KindDeferred {
-		// Not asked: the backend's rate limit or its share of the workers is used up. Still due.
-		return ctrl.Result{RequeueAfter: withJitter(max(e.RetryAfter, time.Second))}, nil
+	var polled *pollResult // nil when the task is not due: only its deadlines may change its status
+	if r.schedule.due(task, now) {
+		result := r.poll(ctx, task)
+		if result.deferredFor > 0 {
+			// Not asked: the backend's rate limit or its share of the workers is used up. Still due.
+			return ctrl.Result{RequeueAfter: r.schedule.afterDeferred(result.deferredFor)}, nil
+		}
+		polled = &result
 	}
-	status := statusFromOutcome(task, polled.outcome, now)
-	if err := r.writeResultConfigMap(ctx, task, polled.outcome, &status); err != nil {
+	var outcome pollOutcome
+	var backendType v1alpha1.BackendType
+	if polled != nil {
+		outcome, backendType = polled.outcome, polled.backendType
+	}
+	resultNote, err := r.writeResultConfigMap(ctx, task, outcome)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
+	status := statusFromOutcome(task, outcome, resultNote, now)
 	if err := r.writeStatus(ctx, task, status); err != nil {
 		return ctrl.Result{}, err
 	}
+	next := r.schedule.wait(task, now)
+	if polled != nil {
+		var recovered bool
+		next, recovered = r.schedule.record(task, *polled, status.ConsecutiveErrors, now)
+		if recovered {
+			r.wakeTasks(ctx, polled.backend)
+		}
+	}
 	if status.Phase.Finished() {
 		r.schedule.finish(req.NamespacedName, task.UID)
-		recordFinished(polled.backendType, task, now)
+		recordFinished(backendType, task, now)
 		return r.deleteAfterTTL(ctx, task, now)
-	}
-	next := r.schedule.wait(task.UID, now)
-	if polled.done {
-		next = r.schedulePoll(task, polled, status, now)
 	}
 	return ctrl.Result{RequeueAfter: min(next, untilNextDeadline(task, &status, now))}, nil
 }
 
-// schedulePoll decides when the task polls next and records it: after the interval while the vendor answers,
-// with backoff while it does not, except for the one task per interval that probes a failing backend.
-func (r *AsyncTaskReconciler) schedulePoll(task *v1alpha1.AsyncTask, polled pollResult, status v1alpha1.AsyncTaskStatus, now time.Time) time.Duration {
-	next := nextPollAfter(polled.interval, status, polled.outcome)
-	// A failure answered while another task already found the backend back (the wake-up may have come
-	// before this schedule is written) is not backed off either.
-	recovered := polled.health != nil && !polled.health.isFailing()
-	if polled.probe || recovered {
-		var retryAfter time.Duration
-		if e, ok := backend.AsError(polled.outcome.err); ok {
-			retryAfter = e.RetryAfter
-		}
-		next = min(next, max(withJitter(polled.interval), retryAfter))
-	}
-	r.schedule.set(task.UID, now.Add(next), now.Add(withJitter(polled.interval)))
-	return next
-}
-
-// pollResult is what pollIfDue did.
+// pollResult is what one poll of a task did.
 type pollResult struct {
 	outcome pollOutcome
-	// done is false when the task was not due (an early reconcile, or a deadline check), so nothing was asked.
-	done        bool
+	// deferredFor, when not zero, says that the vendor was not asked: the backend's rate limit or a share of
+	// the workers was used up. The task is due again after it.
+	deferredFor time.Duration
 	interval    time.Duration
+	backend     backendKey
 	backendType v1alpha1.BackendType
-	// probe is true when this task probes its failing backend once per interval instead of backing off.
-	probe bool
-	// health is the backend's, nil when the backend could not be used.
-	health *backendHealth
-}
-
-// pollIfDue polls the task when its time has come or its spec changed since the last poll; a task past its
-// activeDeadlineSeconds is not polled again.
-func (r *AsyncTaskReconciler) pollIfDue(ctx context.Context, task *v1alpha1.AsyncTask, now time.Time) pollResult {
-	due := r.schedule.wait(task.UID, now) == 0 || task.Status.ObservedGeneration != task.Generation
-	if !due || deadlineExceeded(task, now) {
-		return pollResult{}
-	}
-	return r.poll(ctx, task)
+	// connection identifies the vendor client the poll went through (see backendHealth); "" when the backend
+	// could not be used.
+	connection string
 }
 
 // poll asks the task's backend once.
 func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask) pollResult {
-	result := pollResult{done: true, interval: durationOr(task.Spec.PollInterval, defaultPollInterval)}
-	started := time.Now()
-	conn, err := r.connector.connect(ctx, backendKeyOf(task), task.Namespace)
+	key := backendKeyOf(task)
+	result := pollResult{backend: key, interval: durationOr(task.Spec.PollInterval, defaultPollInterval)}
+	started := r.clock.Now()
+	conn, err := r.connector.connect(ctx, key, task.Namespace)
 	if err != nil {
-		recordPoll("", err, time.Since(started))
+		recordPoll("", err, r.clock.Since(started))
 		result.outcome.err = err
 		return result
 	}
-	result.backendType = conn.spec.Type
+	result.backendType, result.connection = conn.spec.Type, conn.fingerprint
 	if task.Spec.PollInterval == nil {
 		result.interval = conn.pollInterval()
 	}
 	if !conn.tryAcquireWorker() {
-		result.outcome.err = &backend.Error{Kind: backend.KindDeferred, RetryAfter: time.Second, Message: "all of this backend's workers are busy"}
+		result.deferredFor = time.Second // all of this backend's workers are busy
 		return result
 	}
 	defer conn.releaseWorker()
-	if key := backendKeyOf(task); key.Kind == v1alpha1.BackendKindTaskBackend {
+	if key.Kind == v1alpha1.BackendKindTaskBackend {
 		if !r.connector.namespaceWorkers.tryAcquire(key.Namespace) {
-			result.outcome.err = &backend.Error{Kind: backend.KindDeferred, RetryAfter: time.Second, Message: "all of this namespace's workers are busy"}
+			result.deferredFor = time.Second // all of this namespace's workers are busy
 			return result
 		}
 		defer r.connector.namespaceWorkers.release(key.Namespace)
@@ -168,39 +156,21 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 	pollCtx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
 	obs, err := backend.PollTask(pollCtx, conn.backend, task.Spec.TaskID, task.Spec.Parameters)
-	if backend.KindOf(err) == backend.KindDeferred {
-		result.outcome.err = err
+	if wait, deferred := backend.DeferredFor(err); deferred {
+		result.deferredFor = wait
 		return result
 	}
-	recordPoll(conn.spec.Type, err, time.Since(started))
+	recordPoll(conn.spec.Type, err, r.clock.Since(started))
 	if err != nil {
 		result.outcome.err = err
-		result.probe = backend.KindOf(err) == backend.KindTransient && conn.health.failed(started, result.interval)
-		result.health = &conn.health
 		return result
-	}
-	if conn.health.succeeded() {
-		r.wakeTasks(ctx, backendKeyOf(task))
 	}
 	if obs.UnknownStatus {
 		log.FromContext(ctx).Info("Vendor reported an unknown status word; treating the task as running",
-			"backend", backendKeyOf(task).String(), "vendorStatus", obs.VendorStatus)
+			"backend", key.String(), "vendorStatus", obs.VendorStatus)
 	}
 	result.outcome.observation = &obs
 	return result
-}
-
-// untilNextDeadline is the time until the task's activeDeadlineSeconds or progressDeadlineSeconds passes, so
-// that a task is failed or marked stalled on time even between polls; an hour when it has neither ahead.
-func untilNextDeadline(task *v1alpha1.AsyncTask, status *v1alpha1.AsyncTaskStatus, now time.Time) time.Duration {
-	next := time.Hour
-	if d := task.Spec.ActiveDeadlineSeconds; d != nil {
-		next = min(next, task.CreationTimestamp.Add(time.Duration(*d)*time.Second).Sub(now))
-	}
-	if d := task.Spec.ProgressDeadlineSeconds; d != nil && status.LastProgressTime != nil && !progressDeadlineExceeded(task, status, now) {
-		next = min(next, status.LastProgressTime.Add(time.Duration(*d)*time.Second).Sub(now))
-	}
-	return max(next, 100*time.Millisecond)
 }
 
 // deleteAfterTTL deletes a finished task ttlSecondsAfterFinished after its completion, like a Job.
@@ -218,29 +188,13 @@ func (r *AsyncTaskReconciler) deleteAfterTTL(ctx context.Context, task *v1alpha1
 	return ctrl.Result{}, client.IgnoreNotFound(err)
 }
 
-// nextPollAfter is the wait before the next poll: the interval with jitter while the vendor answers, an
-// exponential backoff while it does not.
-func nextPollAfter(interval time.Duration, status v1alpha1.AsyncTaskStatus, outcome pollOutcome) time.Duration {
-	if outcome.err == nil {
-		return withJitter(interval)
-	}
-	var retryAfter time.Duration
-	if e, ok := backend.AsError(outcome.err); ok {
-		retryAfter = e.RetryAfter
-	}
-	return backoff(interval, status.ConsecutiveErrors, retryAfter)
-}
-
 // writeStatus patches the status when it differs from what is stored, and records an event when the phase
 // or the reason the task waits changed.
 func (r *AsyncTaskReconciler) writeStatus(ctx context.Context, task *v1alpha1.AsyncTask, status v1alpha1.AsyncTaskStatus) error {
-	if statusEquality.DeepEqual(task.Status, status) {
-		return nil
-	}
 	before := task.DeepCopy()
 	task.Status = status
-	if err := r.Status().Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}),
-		client.FieldOwner(r.FieldOwner)); err != nil {
+	changed, err := patchStatus(ctx, r.Client, r.FieldOwner, before, task)
+	if err != nil || !changed {
 		return err
 	}
 	r.recordTransition(before, task)
@@ -279,18 +233,14 @@ func isBackendErrorReason(reason string) bool {
 	return false
 }
 
-func (r *AsyncTaskReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
-// SetupWithManager registers the reconciler. Tasks are reconciled when created or their spec changes (their
+// setupWithManager registers the reconciler. Tasks are reconciled when created or their spec changes (their
 // own status writes do not trigger a poll), and when a backend or Secret they depend on changes.
-func (r *AsyncTaskReconciler) SetupWithManager(mgr ctrl.Manager, connector *connector, workers int) error {
+func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *connector, workers int) error {
 	r.connector = connector
-	r.schedule = newPollSchedule()
+	if r.clock == nil {
+		r.clock = clock.RealClock{}
+	}
+	r.schedule = newScheduler()
 	r.tasksOf = &taskMapper{client: mgr.GetClient(), schedule: r.schedule}
 	tasksOf := r.tasksOf
 	r.wake = make(chan event.GenericEvent, 1024)

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -55,27 +54,12 @@ func backendKeyOf(task *v1alpha1.AsyncTask) backendKey {
 	return key
 }
 
-// connectError says why a backend cannot be used; Reason is a backend Ready reason, or BackendNotFound.
-type connectError struct {
-	Reason  string
-	Message string
-}
-
-func (e *connectError) Error() string { return e.Message }
-
-func asConnectError(err error) (*connectError, bool) {
-	var ce *connectError
-	ok := errors.As(err, &ce)
-	return ce, ok
-}
-
 // connection is a usable backend: the vendor client built from one version of the backend and its Secrets.
 type connection struct {
 	fingerprint string
 	spec        v1alpha1.TaskBackendSpec
 	backend     backend.Backend
 	client      *backend.Client
-	health      backendHealth
 	// workers holds a token per poll in flight, so one backend cannot hold every worker of the operator.
 	workers chan struct{}
 }
@@ -100,6 +84,8 @@ func (c *connection) pollInterval() time.Duration {
 // connector builds one connection per backend and keeps it while the backend and its Secrets are unchanged, so
 // every task of a backend shares one HTTP client, rate limiter and session.
 type connector struct {
+	// lookup finds the vendor package that builds a backend of a type (registry.Lookup, or a fake in tests).
+	lookup func(v1alpha1.BackendType) (backend.Factory, error)
 	reader client.Reader
 	// secrets reads Secrets; never read them through reader, which would cache every Secret of the cluster.
 	secrets *secretReader
@@ -155,7 +141,11 @@ func newConnector(reader client.Reader, secrets *secretReader, opts Options) *co
 	for _, kind := range []v1alpha1.BackendKind{v1alpha1.BackendKindTaskBackend, v1alpha1.BackendKindClusterTaskBackend} {
 		network[kind] = opts.networkPolicy(kind)
 	}
-	return &connector{reader: reader, secrets: secrets, network: network, forbidNamespaced: opts.ForbidNamespacedBackends,
+	lookup := opts.BackendFactory
+	if lookup == nil {
+		lookup = registry.Lookup
+	}
+	return &connector{lookup: lookup, reader: reader, secrets: secrets, network: network, forbidNamespaced: opts.ForbidNamespacedBackends,
 		workersPerBackend: opts.workersPerBackend(), conns: map[backendKey]*connection{},
 		namespaceWorkers: &workerShares{size: opts.workersPerNamespace(), shares: map[string]chan struct{}{}}}
 }
@@ -163,12 +153,12 @@ func newConnector(reader client.Reader, secrets *secretReader, opts Options) *co
 // connect returns the connection for a backend, rebuilding it when the backend or a Secret it uses changed.
 // taskNamespace, when not empty, is the namespace of the task that asks: a ClusterTaskBackend whose
 // allowedNamespaces does not select it is refused (reason BackendNotAllowed) before its Secrets are read.
-// Errors are *connectError.
+// Errors are *backend.Error, of the connect-time kinds or KindInvalidConfig.
 func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace string) (*connection, error) {
 	if c.forbidNamespaced && key.Kind != v1alpha1.BackendKindClusterTaskBackend {
 		// Refused before anything is read: neither the backend nor its Secrets are looked at.
 		c.forget(key)
-		return nil, &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: fmt.Sprintf(
+		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: fmt.Sprintf(
 			"%s cannot be used: namespaced backends are disabled by the operator's --forbid-namespaced-backends flag; use a ClusterTaskBackend", key)}
 	}
 	spec, uid, generation, err := c.getBackendSpec(ctx, key)
@@ -196,7 +186,7 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 	if conn, ok := c.conns[key]; ok && conn.fingerprint == fingerprint {
 		return conn, nil
 	}
-	conn, err := buildConnection(spec, creds, roots, c.network[key.Kind])
+	conn, err := c.buildConnection(spec, creds, roots, c.network[key.Kind])
 	if err == nil {
 		conn.workers = make(chan struct{}, c.workersPerBackend)
 	}
@@ -221,10 +211,12 @@ func (c *connector) forget(key backendKey) {
 	}
 }
 
-func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy) (*connection, error) {
-	factory, err := registry.Lookup(spec.Type)
+// buildConnection builds the vendor client of one version of a backend: its HTTP client, under the kind's
+// network policy, and the Backend its vendor package's factory makes of them.
+func (c *connector) buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy) (*connection, error) {
+	factory, err := c.lookup(spec.Type)
 	if err != nil {
-		return nil, &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: err.Error()}
+		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: err.Error()}
 	}
 	opts := backend.ClientOptions{
 		Timeout: durationOr(spec.RequestTimeout, defaultRequestTimeout),
@@ -237,6 +229,9 @@ func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, r
 	if spec.RateLimit != nil {
 		opts.QPS, opts.Burst = float64(spec.RateLimit.QPS), int(spec.RateLimit.Burst)
 	}
+	if spec.MaxResponseBytes != nil {
+		opts.MaxBodyBytes = *spec.MaxResponseBytes
+	}
 	if spec.TLS != nil {
 		opts.ServerName = spec.TLS.ServerName
 		opts.InsecureSkipVerify = spec.TLS.InsecureSkipVerify
@@ -247,7 +242,7 @@ func buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, r
 		PollInterval: durationOr(spec.PollInterval, defaultPollInterval)})
 	if err != nil {
 		httpClient.Close()
-		return nil, &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: upperFirst(err.Error())}
+		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: upperFirst(err.Error())}
 	}
 	return &connection{spec: spec, backend: b, client: httpClient}, nil
 }
@@ -260,13 +255,13 @@ func (c *connector) checkAllowed(ctx context.Context, key backendKey, allowed *m
 	}
 	selector, err := metav1.LabelSelectorAsSelector(allowed)
 	if err != nil {
-		return &connectError{Reason: v1alpha1.ReasonInvalidConfig, Message: fmt.Sprintf("%s has an invalid spec.allowedNamespaces: %v", key, err)}
+		return &backend.Error{Kind: backend.KindInvalidConfig, Message: fmt.Sprintf("%s has an invalid spec.allowedNamespaces: %v", key, err)}
 	}
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	if err := c.reader.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
 		if !apierrors.IsNotFound(err) {
-			return &connectError{Reason: v1alpha1.ReasonUnreachable, Message: fmt.Sprintf("Cannot read namespace %s: %v", namespace, err)}
+			return &backend.Error{Kind: backend.KindUnreachable, Message: fmt.Sprintf("Cannot read namespace %s: %v", namespace, err)}
 		}
 		ns.Name = namespace // a namespace being deleted: selected by name only
 	}
@@ -275,7 +270,7 @@ func (c *connector) checkAllowed(ctx context.Context, key backendKey, allowed *m
 		nsLabels = labels.Merge(nsLabels, labels.Set{corev1.LabelMetadataName: namespace})
 	}
 	if !selector.Matches(nsLabels) {
-		return &connectError{Reason: v1alpha1.ReasonBackendNotAllowed, Message: fmt.Sprintf(
+		return &backend.Error{Kind: backend.KindNotAllowed, Message: fmt.Sprintf(
 			"%s does not allow tasks of namespace %s: its spec.allowedNamespaces does not select the namespace's labels", key, namespace)}
 	}
 	return nil
@@ -295,10 +290,10 @@ func (c *connector) getBackendSpec(ctx context.Context, key backendKey) (v1alpha
 	}
 	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			return v1alpha1.TaskBackendSpec{}, "", 0, &connectError{Reason: v1alpha1.ReasonBackendNotFound,
+			return v1alpha1.TaskBackendSpec{}, "", 0, &backend.Error{Kind: backend.KindBackendNotFound,
 				Message: fmt.Sprintf("%s not found", key)}
 		}
-		return v1alpha1.TaskBackendSpec{}, "", 0, &connectError{Reason: v1alpha1.ReasonUnreachable,
+		return v1alpha1.TaskBackendSpec{}, "", 0, &backend.Error{Kind: backend.KindUnreachable,
 			Message: fmt.Sprintf("Cannot read %s: %v", key, err)}
 	}
 	return *spec, obj.GetUID(), obj.GetGeneration(), nil
@@ -333,12 +328,12 @@ func (c *connector) rootCAs(ctx context.Context, key backendKey, spec v1alpha1.T
 	}
 	pem, ok := secret.Data[dataKey]
 	if !ok {
-		return nil, "", &connectError{Reason: v1alpha1.ReasonInvalidConfig,
+		return nil, "", &backend.Error{Kind: backend.KindInvalidConfig,
 			Message: fmt.Sprintf("CA Secret %s/%s has no key %q", secret.Namespace, secret.Name, dataKey)}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, "", &connectError{Reason: v1alpha1.ReasonInvalidConfig,
+		return nil, "", &backend.Error{Kind: backend.KindInvalidConfig,
 			Message: fmt.Sprintf("CA Secret %s/%s key %q holds no PEM certificate", secret.Namespace, secret.Name, dataKey)}
 	}
 	return pool, string(secret.UID) + "@" + secret.ResourceVersion, nil
@@ -348,10 +343,10 @@ func (c *connector) getSecret(ctx context.Context, namespace, name, purpose stri
 	secret, err := c.secrets.Get(ctx, namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &connectError{Reason: v1alpha1.ReasonSecretNotFound,
+			return nil, &backend.Error{Kind: backend.KindSecretNotFound,
 				Message: fmt.Sprintf("%s Secret %s/%s not found", purpose, namespace, name)}
 		}
-		return nil, &connectError{Reason: v1alpha1.ReasonUnreachable,
+		return nil, &backend.Error{Kind: backend.KindUnreachable,
 			Message: fmt.Sprintf("Cannot read %s Secret %s/%s: %v", purpose, namespace, name, err)}
 	}
 	return secret, nil

@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -230,4 +231,62 @@ func TestFlappingBackendDoesNotMakeItsTasksPollFasterThanTheirInterval(t *testin
 		// At most one poll per interval, plus the first poll and the jitter's slack.
 		g.Expect(float64(sim.Polls(id))).To(BeNumerically("<=", elapsed*1.1+2), "task %s polled %d times in %.1f s", id, sim.Polls(id), elapsed)
 	}
+}
+
+// TestMaxResponseBytesBoundsTheVendorAnswer: a backend's spec.maxResponseBytes is the most of an answer read;
+// a longer one is a backend error naming the limit, and the task keeps its last good status.
+func TestMaxResponseBytesBoundsTheVendorAnswer(t *testing.T) {
+	ns := newNamespace(t)
+	spec := apigSpec()
+	spec.MaxResponseBytes = ptr.To[int64](4096)
+	createBackend(t, ns, "apig", spec, apigToken(simToken))
+	id := uniqueTaskID(t)
+	padding := strings.Repeat(" ", 8192)
+	sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running},
+		vendorsim.Step{RawBody: `{"id":"` + id + `","status":"processing"` + padding + `}`})
+	createTask(t, ns, "t", "apig", id)
+	task := waitForTask(t, ns, "t", func(g Gomega, task *v1alpha1.AsyncTask) {
+		expectCondition(g, task.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonBackendUnavailable)
+	})
+	g := NewWithT(t)
+	g.Expect(task.Status.Message).To(ContainSubstring("is larger than 4 KiB"))
+	g.Expect(task.Status.Phase).To(Equal(v1alpha1.TaskPhaseRunning), "the last good observation is kept")
+}
+
+// TestTaskCannotOverrideItsClusterBackendsParameters: a task in any namespace that sets a parameter its HTTP
+// ClusterTaskBackend sets (the project) fails with a message saying so, and nothing is sent with the
+// administrator's credentials; a parameter the backend leaves unset may be filled.
+func TestTaskCannotOverrideItsClusterBackendsParameters(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin-token"}, StringData: map[string]string{"token": simToken}}
+	NewWithT(t).Expect(k8sClient.Create(ctx, secret)).To(Succeed())
+	spec := httpSampleSpec(t, "http_apigateway.yaml")
+	spec.URL = simURL
+	spec.PollInterval = &metav1.Duration{Duration: time.Second}
+	spec.HTTP.Parameters = map[string]string{"projectID": "p1"} // instanceID comes from each task
+	spec.CredentialsSecretRef = &v1alpha1.SecretReference{Namespace: ns, Name: secret.Name}
+	b := &v1alpha1.ClusterTaskBackend{ObjectMeta: metav1.ObjectMeta{Name: "http-" + ns}, Spec: spec}
+	NewWithT(t).Expect(k8sClient.Create(ctx, b)).To(Succeed())
+	t.Cleanup(func() { _ = k8sClient.Delete(ctx, b) })
+
+	victim, own := uniqueTaskID(t)+"v", uniqueTaskID(t)+"o"
+	sim.AddTask(victim, vendorsim.Step{Phase: vendorsim.Succeeded})
+	sim.AddTask(own, vendorsim.Step{Phase: vendorsim.Succeeded})
+	since := time.Now()
+	onCluster := func(params map[string]string) func(*v1alpha1.AsyncTask) {
+		return func(task *v1alpha1.AsyncTask) {
+			task.Spec.BackendRef.Kind = v1alpha1.BackendKindClusterTaskBackend
+			task.Spec.Parameters = params
+		}
+	}
+	createTask(t, ns, "override", b.Name, victim, onCluster(map[string]string{"projectID": "victim", "instanceID": "i1"}))
+	createTask(t, ns, "fill", b.Name, own, onCluster(map[string]string{"instanceID": "i1"}))
+
+	task := waitForPhase(t, ns, "override", v1alpha1.TaskPhaseFailed)
+	g := NewWithT(t)
+	g.Expect(task.Status.Message).To(ContainSubstring("spec.parameters.projectID is set by the backend"))
+	waitForPhase(t, ns, "fill", v1alpha1.TaskPhaseSucceeded)
+	g.Expect(sim.Polls(victim)).To(BeZero(), "nothing was sent for the task that tried to override the backend")
+	g.Expect(sim.Requests(since, "/victim/")).To(BeZero())
 }

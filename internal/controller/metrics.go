@@ -48,17 +48,15 @@ func registerMetrics(cache client.Reader) {
 	}
 }
 
-// recordPoll counts one poll and its latency.
+// recordPoll counts one poll by its outcome (success, or the error's class) and observes its latency; a poll
+// refused for its configuration sent nothing and is not timed.
 func recordPoll(backendType v1alpha1.BackendType, err error, took time.Duration) {
 	outcome := "success"
 	if err != nil {
-		outcome = string(backend.KindOf(err))
-		if ce, ok := asConnectError(err); ok {
-			outcome = ce.Reason
-		}
+		outcome = classify(err).outcome
 	}
 	pollsTotal.WithLabelValues(typeLabel(backendType), outcome).Inc()
-	if err == nil || backend.KindOf(err) != backend.KindInvalidConfig {
+	if backend.KindOf(err) != backend.KindInvalidConfig || err == nil {
 		pollDuration.WithLabelValues(typeLabel(backendType)).Observe(took.Seconds())
 	}
 }

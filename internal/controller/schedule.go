@@ -7,6 +7,9 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
 
 // maxBackoff caps the wait between polls of a task whose backend keeps failing.
@@ -26,90 +29,169 @@ func withJitter(d time.Duration) time.Duration {
 	return d - d/20 + rand.N(d/10+1)
 }
 
+// scheduler decides when each task is polled. It remembers when each task is next due, so that a reconcile
+// that arrives early (a repeated timer, a watch event) does not poll the vendor before its time; when it would
+// be due without backoff (its regular time), so that a backend's recovery wakes it no earlier than its own
+// interval; which tasks this process saw finish, so that a reconcile from a cache that has not caught up with
+// that status write never polls again; and the health of each backend (see backendHealth). It holds no clock:
+// every call is given the time.
+type scheduler struct {
+	// jitter spreads a wait; withJitter, or a fixed function in tests.
+	jitter func(time.Duration) time.Duration
+
+	mu    sync.Mutex
+	tasks map[types.NamespacedName]taskSchedule
+	// failing holds the backends whose last poll failed; a backend not in it is healthy.
+	failing map[backendKey]backendHealth
+}
+
+// taskSchedule is what the scheduler knows of one task.
+type taskSchedule struct {
+	uid          types.UID
+	due, regular time.Time
+	// finished is set when this process wrote the task's final status.
+	finished bool
+}
+
+func newScheduler() *scheduler {
+	return &scheduler{jitter: withJitter, tasks: map[types.NamespacedName]taskSchedule{}, failing: map[backendKey]backendHealth{}}
+}
+
+func taskKey(task *v1alpha1.AsyncTask) types.NamespacedName {
+	return types.NamespacedName{Namespace: task.Namespace, Name: task.Name}
+}
+
+// lookup returns the schedule of the task with uid; the zero schedule when the scheduler knows no such task.
+// The caller holds mu.
+func (s *scheduler) lookup(key types.NamespacedName, uid types.UID) taskSchedule {
+	if ts, ok := s.tasks[key]; ok && ts.uid == uid {
+		return ts
+	}
+	return taskSchedule{uid: uid}
+}
+
+// wait returns how long until the task is due; 0 when it is due or unknown.
+func (s *scheduler) wait(task *v1alpha1.AsyncTask, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(s.lookup(taskKey(task), task.UID).due.Sub(now), 0)
+}
+
+// due reports whether the task is to be polled now: its time has come or its spec changed since the last
+// poll, and it is not past its activeDeadlineSeconds.
+func (s *scheduler) due(task *v1alpha1.AsyncTask, now time.Time) bool {
+	if deadlineExceeded(task, now) {
+		return false
+	}
+	return s.wait(task, now) == 0 || task.Status.ObservedGeneration != task.Generation
+}
+
+// record takes what a poll of the task found and returns the wait until the task's next poll: the interval
+// with jitter while the vendor answers; an exponential backoff while it does not, never shorter than the
+// vendor's Retry-After, except for the one task per interval that probes a failing backend. consecutiveErrors
+// is the task's count after this poll. recovered is true when this poll found its backend answering again, so
+// that the caller wakes the backend's other tasks.
+func (s *scheduler) record(task *v1alpha1.AsyncTask, polled pollResult, consecutiveErrors int32, now time.Time) (next time.Duration, recovered bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	interval := polled.interval
+	if err := polled.outcome.err; err == nil {
+		next = s.jitter(interval)
+		recovered = s.succeeded(polled.backend, polled.connection)
+	} else {
+		var retryAfter time.Duration
+		if e, ok := backend.AsError(err); ok {
+			retryAfter = e.RetryAfter
+		}
+		next = s.backoff(interval, consecutiveErrors, retryAfter)
+		if polled.connection != "" {
+			probe := classify(err).backendFailing && s.failed(polled.backend, polled.connection, now, interval)
+			// A failure answered while another task already found the backend back (the wake-up may have
+			// come before this schedule is written) is not backed off either.
+			if probe || !s.isFailing(polled.backend, polled.connection) {
+				next = min(next, max(s.jitter(interval), retryAfter))
+			}
+		}
+	}
+	due, regular := now.Add(next), now.Add(next)
+	if polled.outcome.err != nil {
+		regular = now.Add(min(s.jitter(interval), next))
+	}
+	s.tasks[taskKey(task)] = taskSchedule{uid: task.UID, due: due, regular: regular}
+	return next, recovered
+}
+
 // backoff is the wait after the n-th error in a row: the poll interval doubled per error, capped at
 // maxBackoff, and never shorter than the vendor's Retry-After.
-func backoff(interval time.Duration, consecutiveErrors int32, retryAfter time.Duration) time.Duration {
+func (s *scheduler) backoff(interval time.Duration, consecutiveErrors int32, retryAfter time.Duration) time.Duration {
 	wait := interval
 	for i := int32(1); i < consecutiveErrors && wait < maxBackoff; i++ {
 		wait *= 2
 	}
-	return max(min(withJitter(wait), maxBackoff), min(retryAfter, maxBackoff))
+	return max(min(s.jitter(wait), maxBackoff), min(retryAfter, maxBackoff))
 }
 
-// pollSchedule remembers when each task is next due, so that a reconcile that arrives early (a repeated
-// timer, a watch event) does not poll the vendor again before its time; when it would be due without backoff
-// (its regular time), so that a backend's recovery wakes it no earlier than its own interval; and which tasks
-// this process saw finish, so that a reconcile from a cache that has not caught up with that status write
-// never polls again.
-type pollSchedule struct {
-	mu       sync.Mutex
-	due      map[types.UID]time.Time
-	regular  map[types.UID]time.Time
-	finished map[types.NamespacedName]types.UID
-}
+// afterDeferred is the wait before a task whose poll was deferred (its backend's rate limit or worker share
+// was used up) is asked again.
+func (s *scheduler) afterDeferred(wait time.Duration) time.Duration { return s.jitter(wait) }
 
-func newPollSchedule() *pollSchedule {
-	return &pollSchedule{due: map[types.UID]time.Time{}, regular: map[types.UID]time.Time{}, finished: map[types.NamespacedName]types.UID{}}
-}
-
-// wait returns how long until the task is due; 0 when it is due or unknown.
-func (s *pollSchedule) wait(uid types.UID, now time.Time) time.Duration {
+// wake brings a backed-off task forward to its regular time (its backend answers again), never earlier, and
+// reports whether it moved the task: one that did not back off keeps its own time, and its own timer.
+func (s *scheduler) wake(key types.NamespacedName, uid types.UID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return max(s.due[uid].Sub(now), 0)
-}
-
-// set records when the task is due next, and when it would be without backoff.
-func (s *pollSchedule) set(uid types.UID, at, regular time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.due[uid] = at
-	if at.Before(regular) {
-		regular = at
+	ts, ok := s.tasks[key]
+	if !ok || ts.uid != uid || !ts.regular.Before(ts.due) {
+		return false
 	}
-	s.regular[uid] = regular
+	ts.due = ts.regular
+	s.tasks[key] = ts
+	return true
 }
 
-// wake brings a backed-off task forward to its regular time (its backend answers again), never earlier.
-func (s *pollSchedule) wake(uid types.UID) {
+// pollNow makes a task due at once (its backend or Secret changed); the caller queues it.
+func (s *scheduler) pollNow(key types.NamespacedName, uid types.UID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if regular, ok := s.regular[uid]; ok && regular.Before(s.due[uid]) {
-		s.due[uid] = regular
+	if ts, ok := s.tasks[key]; ok && ts.uid == uid && !ts.finished {
+		delete(s.tasks, key)
 	}
-}
-
-// forget makes a task due at once (its backend or Secret changed).
-func (s *pollSchedule) forget(uid types.UID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.due, uid)
-	delete(s.regular, uid)
+	return true
 }
 
 // finish records that the task finished: it is never due again.
-func (s *pollSchedule) finish(key types.NamespacedName, uid types.UID) {
+func (s *scheduler) finish(key types.NamespacedName, uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.due, uid)
-	delete(s.regular, uid)
-	s.finished[key] = uid
+	s.tasks[key] = taskSchedule{uid: uid, finished: true}
 }
 
 // isFinished reports whether this process saw the task finish.
-func (s *pollSchedule) isFinished(key types.NamespacedName, uid types.UID) bool {
+func (s *scheduler) isFinished(key types.NamespacedName, uid types.UID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.finished[key] == uid
+	ts, ok := s.tasks[key]
+	return ok && ts.uid == uid && ts.finished
 }
 
-// drop forgets a task that is gone, or whose finish the cache now shows.
-func (s *pollSchedule) drop(key types.NamespacedName, uid types.UID) {
+// forget drops a task that is gone (uid ""), or whose finish the cache now shows.
+func (s *scheduler) forget(key types.NamespacedName, uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.due, uid)
-	delete(s.regular, uid)
-	if s.finished[key] == uid || uid == "" {
-		delete(s.finished, key)
+	if ts, ok := s.tasks[key]; ok && (uid == "" || ts.uid == uid) {
+		delete(s.tasks, key)
 	}
+}
+
+// untilNextDeadline is the time until the task's activeDeadlineSeconds or progressDeadlineSeconds passes, so
+// that a task is failed or marked stalled on time even between polls; an hour when it has neither ahead.
+func untilNextDeadline(task *v1alpha1.AsyncTask, status *v1alpha1.AsyncTaskStatus, now time.Time) time.Duration {
+	next := time.Hour
+	if d := task.Spec.ActiveDeadlineSeconds; d != nil {
+		next = min(next, task.CreationTimestamp.Add(time.Duration(*d)*time.Second).Sub(now))
+	}
+	if d := task.Spec.ProgressDeadlineSeconds; d != nil && status.LastProgressTime != nil && !progressDeadlineExceeded(task, status, now) {
+		next = min(next, status.LastProgressTime.Add(time.Duration(*d)*time.Second).Sub(now))
+	}
+	return max(next, 100*time.Millisecond)
 }

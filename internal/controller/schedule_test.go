@@ -5,31 +5,144 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
+
+// scheduledTask is a task the scheduler tests record polls of.
+func scheduledTask(name string) *v1alpha1.AsyncTask {
+	return &v1alpha1.AsyncTask{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID(name + "-uid")}}
+}
+
+// newTestScheduler returns a scheduler without jitter, so that its waits can be compared exactly.
+func newTestScheduler() *scheduler {
+	s := newScheduler()
+	s.jitter = func(d time.Duration) time.Duration { return d }
+	return s
+}
 
 // TestWakeBringsABackedOffTaskToItsRegularTimeNeverEarlier: a backend's recovery moves a task that backed off
 // to when it would have been due without backoff, not to now; a task not backed off is left as it is.
 func TestWakeBringsABackedOffTaskToItsRegularTimeNeverEarlier(t *testing.T) {
 	g := NewWithT(t)
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	s := newPollSchedule()
+	s := newScheduler()
+	set := func(task *v1alpha1.AsyncTask, at, regular time.Time) {
+		s.tasks[taskKey(task)] = taskSchedule{uid: task.UID, due: at, regular: regular}
+	}
+	wake := func(task *v1alpha1.AsyncTask) { s.wake(taskKey(task), task.UID) }
+	backedOff, onSchedule, probe, unknown := scheduledTask("backed-off"), scheduledTask("on-schedule"), scheduledTask("probe"), scheduledTask("unknown")
 
-	s.set("backed-off", now.Add(80*time.Second), now.Add(10*time.Second))
-	s.wake("backed-off")
-	g.Expect(s.wait("backed-off", now)).To(Equal(10*time.Second), "brought forward to its regular time")
-	s.wake("backed-off")
-	g.Expect(s.wait("backed-off", now)).To(Equal(10*time.Second), "waking again changes nothing")
+	set(backedOff, now.Add(80*time.Second), now.Add(10*time.Second))
+	wake(backedOff)
+	g.Expect(s.wait(backedOff, now)).To(Equal(10*time.Second), "brought forward to its regular time")
+	wake(backedOff)
+	g.Expect(s.wait(backedOff, now)).To(Equal(10*time.Second), "waking again changes nothing")
 
-	s.set("on-schedule", now.Add(10*time.Second), now.Add(10*time.Second))
-	s.wake("on-schedule")
-	g.Expect(s.wait("on-schedule", now)).To(Equal(10*time.Second), "never earlier than its own interval")
+	set(onSchedule, now.Add(10*time.Second), now.Add(10*time.Second))
+	wake(onSchedule)
+	g.Expect(s.wait(onSchedule, now)).To(Equal(10*time.Second), "never earlier than its own interval")
 
-	s.set("probe", now.Add(time.Second), now.Add(10*time.Second))
-	s.wake("probe")
-	g.Expect(s.wait("probe", now)).To(Equal(time.Second), "a task due before its regular time keeps its time")
+	set(probe, now.Add(time.Second), now.Add(10*time.Second))
+	wake(probe)
+	g.Expect(s.wait(probe, now)).To(Equal(time.Second), "a task due before its regular time keeps its time")
 
-	s.wake("unknown")
-	g.Expect(s.wait("unknown", now)).To(BeZero(), "a task never polled stays due")
-	s.forget("backed-off")
-	g.Expect(s.wait("backed-off", now)).To(BeZero(), "forget (a changed backend or Secret) makes it due at once")
+	wake(unknown)
+	g.Expect(s.wait(unknown, now)).To(BeZero(), "a task never polled stays due")
+	s.pollNow(taskKey(backedOff), backedOff.UID)
+	g.Expect(s.wait(backedOff, now)).To(BeZero(), "pollNow (a changed backend or Secret) makes it due at once")
+}
+
+// TestSchedulerBacksOffAFailingBackendProbesItOncePerIntervalAndWakesOnRecovery walks two tasks of one
+// backend through an outage on a fake clock: the first failure probes, the other task backs off, one task per
+// interval probes again, and the success that ends the outage reports the recovery; the woken task is brought
+// to its regular time.
+func TestSchedulerBacksOffAFailingBackendProbesItOncePerIntervalAndWakesOnRecovery(t *testing.T) {
+	g := NewWithT(t)
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	s := newTestScheduler()
+	a, b := scheduledTask("a"), scheduledTask("b")
+	key := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "ns", Name: "vendor"}
+	const interval = 10 * time.Second
+	failed := pollResult{interval: interval, backend: key, connection: "c1",
+		outcome: pollOutcome{err: backend.Errorf(backend.KindTransient, "vendor answered HTTP 503")}}
+	answered := pollResult{interval: interval, backend: key, connection: "c1", outcome: pollOutcome{observation: running(10)}}
+
+	next, recovered := s.record(a, answered, 0, clk.Now())
+	g.Expect(next).To(Equal(interval), "an answer: the interval")
+	g.Expect(recovered).To(BeFalse(), "the backend was not failing")
+	g.Expect(s.due(a, clk.Now())).To(BeFalse(), "not due before its time")
+
+	next, _ = s.record(a, failed, 1, clk.Now())
+	g.Expect(next).To(Equal(interval), "the first failure of the interval probes")
+	next, _ = s.record(b, failed, 3, clk.Now())
+	g.Expect(next).To(Equal(40*time.Second), "the third error in a row waits four intervals")
+
+	clk.Step(interval)
+	g.Expect(s.due(a, clk.Now())).To(BeTrue())
+	next, _ = s.record(a, failed, 2, clk.Now())
+	g.Expect(next).To(Equal(interval), "one task probes per interval")
+	next, _ = s.record(a, failed, 12, clk.Now())
+	g.Expect(next).To(Equal(maxBackoff), "the probe of this interval is taken; backoff is capped")
+
+	clk.Step(interval)
+	_, recovered = s.record(a, answered, 0, clk.Now())
+	g.Expect(recovered).To(BeTrue(), "the answer after the outage wakes the backend's tasks")
+	s.wake(taskKey(b), b.UID)
+	g.Expect(s.wait(b, clk.Now())).To(BeZero(), "b was due at its regular time, already past")
+
+	next, recovered = s.record(b, failed, 4, clk.Now())
+	g.Expect(recovered).To(BeFalse())
+	g.Expect(next).To(Equal(interval), "a failure through a connection that is failing anew probes again")
+	g.Expect(s.isFailing(key, "c2")).To(BeFalse(), "a rebuilt connection starts healthy")
+}
+
+// TestSchedulerHonoursRetryAfterAndDeadlines: a vendor's Retry-After is the shortest wait, even for a probe; a
+// changed spec is due at once; a task past its activeDeadlineSeconds is never due.
+func TestSchedulerHonoursRetryAfterAndDeadlines(t *testing.T) {
+	g := NewWithT(t)
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	s := newTestScheduler()
+	task := scheduledTask("t")
+	task.CreationTimestamp = metav1.NewTime(clk.Now())
+	task.Spec.ActiveDeadlineSeconds = ptr.To[int64](600)
+	limited := pollResult{interval: time.Second, connection: "c1",
+		outcome: pollOutcome{err: &backend.Error{Kind: backend.KindTransient, Message: "429", RetryAfter: 30 * time.Second}}}
+
+	next, _ := s.record(task, limited, 1, clk.Now())
+	g.Expect(next).To(Equal(30*time.Second), "Retry-After outlasts the probe's interval")
+	g.Expect(s.due(task, clk.Now())).To(BeFalse())
+	task.Generation = 2
+	g.Expect(s.due(task, clk.Now())).To(BeTrue(), "a spec changed since the last poll is due at once")
+	task.Status.ObservedGeneration = 2
+	g.Expect(s.due(task, clk.Now())).To(BeFalse())
+
+	clk.Step(10 * time.Minute)
+	g.Expect(s.due(task, clk.Now())).To(BeFalse(), "past activeDeadlineSeconds: never polled again")
+	g.Expect(s.afterDeferred(time.Second)).To(Equal(time.Second))
+}
+
+// TestSchedulerForgetsFinishedAndGoneTasks: a task this process finished is never due again until the cache
+// shows its status; a recreated task of the same name starts afresh.
+func TestSchedulerForgetsFinishedAndGoneTasks(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	s := newTestScheduler()
+	task := scheduledTask("t")
+	s.finish(taskKey(task), task.UID)
+	g.Expect(s.isFinished(taskKey(task), task.UID)).To(BeTrue())
+	s.pollNow(taskKey(task), task.UID)
+	g.Expect(s.isFinished(taskKey(task), task.UID)).To(BeTrue(), "a changed backend does not revive a finished task")
+	g.Expect(s.isFinished(taskKey(task), "other-uid")).To(BeFalse(), "a recreated task is not the finished one")
+	s.forget(taskKey(task), task.UID)
+	g.Expect(s.isFinished(taskKey(task), task.UID)).To(BeFalse())
+
+	s.record(task, pollResult{interval: time.Minute, outcome: pollOutcome{observation: running(1)}}, 0, now)
+	s.forget(taskKey(task), "")
+	g.Expect(s.wait(task, now)).To(BeZero(), "a task gone from the API server is forgotten")
 }

@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 )
@@ -182,23 +181,18 @@ func (s *secretAccessSpy) metadataReads() []string {
 // startOperatorWithSpy starts another operator, set up as cmd/main.go does, whose cache is a secretAccessSpy.
 func startOperatorWithSpy(t *testing.T, opts Options) (ctrl.Manager, *secretAccessSpy) {
 	t.Helper()
-	cacheOptions, err := CacheOptions(opts, nil)
+	mgrOptions, err := ManagerOptions(opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	spy := &secretAccessSpy{}
-	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
-		Scheme:                 testScheme,
-		Cache:                  cacheOptions,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		NewCache: func(cfg *rest.Config, opts cache.Options) (cache.Cache, error) {
-			c, err := cache.New(cfg, opts)
-			spy.Cache = c
-			return spy, err
-		},
-	})
+	mgrOptions.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
+	mgrOptions.NewCache = func(cfg *rest.Config, opts cache.Options) (cache.Cache, error) {
+		c, err := cache.New(cfg, opts)
+		spy.Cache = c
+		return spy, err
+	}
+	mgr, err := ctrl.NewManager(testConfig, mgrOptions)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,9 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -330,10 +327,7 @@ func TestCrossNamespaceSecretsAreRefused(t *testing.T) {
 // fakeReader is a client holding objs, counting reads.
 func fakeReader(t *testing.T, reads *int, objs ...client.Object) client.Client {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
+	return fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			*reads++
 			return c.Get(ctx, key, obj, opts...)
@@ -362,9 +356,9 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 
 	namespaced := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "team", Name: "apig"}
 	_, err := conns.connect(ctx, namespaced, "team")
-	ce, ok := asConnectError(err)
-	g.Expect(ok).To(BeTrue(), "want a connectError, got %v", err)
-	g.Expect(ce.Reason).To(Equal(v1alpha1.ReasonInvalidConfig))
+	ce, ok := backend.AsError(err)
+	g.Expect(ok).To(BeTrue(), "want a *backend.Error, got %v", err)
+	g.Expect(classify(ce).backendReason).To(Equal(v1alpha1.ReasonInvalidConfig))
 	g.Expect(ce.Message).To(ContainSubstring("namespaced backends are disabled by the operator's --forbid-namespaced-backends flag"))
 	g.Expect(reads).To(BeZero(), "neither the TaskBackend nor its Secret is read")
 
@@ -375,7 +369,7 @@ func TestSecurityForbidNamespacedBackends(t *testing.T) {
 
 	task := &v1alpha1.AsyncTask{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "t"},
 		Spec: v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: "apig"}, TaskID: "x"}}
-	st := statusFromOutcome(task, pollOutcome{err: err}, metav1.Now().Time)
+	st := statusFromOutcome(task, pollOutcome{err: err}, "", metav1.Now().Time)
 	g.Expect(st.Message).To(ContainSubstring("--forbid-namespaced-backends"), "the task says why")
 
 	cluster := backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: "apig"}
@@ -437,8 +431,8 @@ func TestCrossNamespaceSecretRefIsIgnoredByTheConnector(t *testing.T) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "victim", Name: "creds"}, Data: map[string][]byte{"token": []byte(simToken)}},
 	)
 	_, err := newConnector(reader, newSecretReader(reader, reader), Options{}).connect(context.Background(), backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: "attacker", Name: "apig"}, "attacker")
-	ce, ok := asConnectError(err)
-	g.Expect(ok).To(BeTrue(), "want a connectError, got %v", err)
-	g.Expect(ce.Reason).To(Equal(v1alpha1.ReasonSecretNotFound))
+	ce, ok := backend.AsError(err)
+	g.Expect(ok).To(BeTrue(), "want a *backend.Error, got %v", err)
+	g.Expect(classify(ce).backendReason).To(Equal(v1alpha1.ReasonSecretNotFound))
 	g.Expect(ce.Message).To(ContainSubstring("attacker/creds"))
 }

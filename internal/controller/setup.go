@@ -36,6 +36,9 @@ type Options struct {
 	// together, so that one tenant cannot starve the others with many slow backends; half of Workers (at
 	// least 1) when 0. ClusterTaskBackends are bounded by WorkersPerBackend only.
 	WorkersPerNamespace int
+	// BackendFactory finds the vendor package that builds a backend of a type; registry.Lookup when nil. Tests
+	// pass a fake backend through it.
+	BackendFactory func(v1alpha1.BackendType) (backend.Factory, error)
 }
 
 // defaultWorkers is how many tasks are polled at once by default: polls mostly wait on vendors, so more
@@ -85,19 +88,20 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	}
 	registerMetrics(mgr.GetClient())
 	conns := newConnector(mgr.GetClient(), newSecretReader(mgr.GetClient(), mgr.GetAPIReader()), opts)
+	fieldOwner := cmp.Or(opts.FieldOwner, "asynctask-operator")
 	tasks := &AsyncTaskReconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
 		Scheme:     mgr.GetScheme(),
 		Recorder:   mgr.GetEventRecorder("asynctask-operator"),
-		FieldOwner: cmp.Or(opts.FieldOwner, "asynctask-operator"),
+		FieldOwner: fieldOwner,
 	}
-	if err := tasks.SetupWithManager(mgr, conns, opts.workers()); err != nil {
+	if err := tasks.setupWithManager(mgr, conns, opts.workers()); err != nil {
 		return fmt.Errorf("setting up the AsyncTask controller: %w", err)
 	}
 	for _, kind := range []v1alpha1.BackendKind{v1alpha1.BackendKindTaskBackend, v1alpha1.BackendKindClusterTaskBackend} {
-		r := &BackendReconciler{Client: mgr.GetClient(), Kind: kind}
-		if err := r.SetupWithManager(mgr, conns); err != nil {
+		r := &BackendReconciler{Client: mgr.GetClient(), Kind: kind, FieldOwner: fieldOwner}
+		if err := r.setupWithManager(mgr, conns); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
@@ -21,23 +20,18 @@ import (
 // leader lease, as a killed process would not) and waits until it stopped; it also runs at the test's end.
 func startOperator(t *testing.T, opts Options, leaderElection bool, watchNamespaces ...string) (stop func(), elected <-chan struct{}) {
 	t.Helper()
-	cacheOptions, err := CacheOptions(opts, watchNamespaces)
+	mgrOptions, err := ManagerOptions(opts, watchNamespaces)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
-		Scheme:                  testScheme,
-		Cache:                   cacheOptions,
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  "0",
-		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
-		LeaderElection:          leaderElection,
-		LeaderElectionID:        "asynctask-test-" + opts.Shard,
-		LeaderElectionNamespace: "default",
-		LeaseDuration:           ptr.To(2 * time.Second),
-		RenewDeadline:           ptr.To(time.Second),
-		RetryPeriod:             ptr.To(200 * time.Millisecond),
-	})
+	mgrOptions.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
+	mgrOptions.LeaderElection = leaderElection
+	mgrOptions.LeaderElectionID = "asynctask-test-" + opts.Shard
+	mgrOptions.LeaderElectionNamespace = "default"
+	mgrOptions.LeaseDuration = ptr.To(2 * time.Second)
+	mgrOptions.RenewDeadline = ptr.To(time.Second)
+	mgrOptions.RetryPeriod = ptr.To(200 * time.Millisecond)
+	mgr, err := ctrl.NewManager(testConfig, mgrOptions)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,13 +31,15 @@ const (
 type pollOutcome struct {
 	// observation is set when the vendor answered about the task.
 	observation *backend.Observation
-	// err is a poll error (*backend.Error) or a *connectError when the backend could not be used.
+	// err is a poll error, or why the backend could not be used (*backend.Error, classified by classify).
 	err error
 }
 
-// statusFromOutcome computes a task's next status from its current status and what this pass learned. It is a
-// pure function of its arguments, so the contract's tables can be tested without an API server.
-func statusFromOutcome(task *v1alpha1.AsyncTask, outcome pollOutcome, now time.Time) v1alpha1.AsyncTaskStatus {
+// statusFromOutcome computes a task's next status from its current status, what this pass learned, why its
+// result was not written to its resultConfigMap (resultNote, empty when it was or there was none) and the
+// time. It is a pure function of its arguments, so the contract's tables can be tested without an API server;
+// conditions move their LastTransitionTime to now.
+func statusFromOutcome(task *v1alpha1.AsyncTask, outcome pollOutcome, resultNote string, now time.Time) v1alpha1.AsyncTaskStatus {
 	st := *task.Status.DeepCopy()
 	st.ObservedGeneration = task.Generation
 	if st.Phase.Finished() {
@@ -68,6 +70,9 @@ func statusFromOutcome(task *v1alpha1.AsyncTask, outcome pollOutcome, now time.T
 	}
 	if st.Phase == v1alpha1.TaskPhaseSucceeded {
 		st.Progress = ptr.To[int32](100)
+	}
+	if resultNote != "" {
+		st.Message = appendSentence(st.Message, resultNote)
 	}
 	setConditions(&st, task, failureReason, waitingReason, now)
 	return st
@@ -113,57 +118,27 @@ func applyObservation(st *v1alpha1.AsyncTaskStatus, obs backend.Observation, now
 // error ends the task, or else the reason the task is waiting.
 func applyError(st *v1alpha1.AsyncTaskStatus, err error) (failureReason, waitingReason string) {
 	st.Message = errorMessage(err)
-	if ce, ok := asConnectError(err); ok {
+	class := classify(err)
+	if class.retry != retryFailAfterRepeats {
 		st.ConsecutiveNotFound = 0
-		if ce.Reason == v1alpha1.ReasonBackendNotAllowed {
-			return "", v1alpha1.ReasonBackendNotAllowed // nothing was asked of the vendor: not a backend error
-		}
-		st.ConsecutiveErrors++
-		if ce.Reason == v1alpha1.ReasonBackendNotFound {
-			return "", v1alpha1.ReasonBackendNotFound
-		}
-		return "", v1alpha1.ReasonBackendUnavailable
+	}
+	if class.retry == retryStall {
+		return "", class.taskReason // nothing was asked of the vendor: not a backend error
 	}
 	st.ConsecutiveErrors++
-	kind := backend.KindOf(err)
-	if kind != backend.KindNotFound {
-		st.ConsecutiveNotFound = 0
-	}
-	switch kind {
-	case backend.KindNotFound:
+	switch class.retry {
+	case retryFail:
+		st.Phase = v1alpha1.TaskPhaseFailed
+		return class.failureReason, ""
+	case retryFailAfterRepeats:
 		st.ConsecutiveNotFound++
 		if st.ConsecutiveNotFound >= notFoundPollsBeforeFailure {
 			st.Phase = v1alpha1.TaskPhaseFailed
 			st.Message = fmt.Sprintf("The vendor does not know this task (%d answers in a row): %s", st.ConsecutiveNotFound, st.Message)
-			return v1alpha1.ReasonTaskNotFound, ""
+			return class.failureReason, ""
 		}
-		return "", v1alpha1.ReasonBackendUnavailable
-	case backend.KindTerminal:
-		st.Phase = v1alpha1.TaskPhaseFailed
-		return v1alpha1.ReasonTaskFailed, ""
-	case backend.KindAuthentication:
-		return "", v1alpha1.ReasonAuthenticationFailed
-	default:
-		return "", v1alpha1.ReasonBackendUnavailable
 	}
-}
-
-func errorMessage(err error) string {
-	if err == nil {
-		return "Unknown error"
-	}
-	msg := backend.OneLine(err.Error(), backend.MaxMessageLength)
-	if msg == "" {
-		return "Unknown error"
-	}
-	return upperFirst(msg)
-}
-
-func upperFirst(s string) string {
-	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
-		return string(s[0]-'a'+'A') + s[1:]
-	}
-	return s
+	return "", class.taskReason
 }
 
 func setResult(st *v1alpha1.AsyncTaskStatus, result json.RawMessage) {
@@ -236,6 +211,8 @@ func setConditions(st *v1alpha1.AsyncTaskStatus, task *v1alpha1.AsyncTask, failu
 	set := func(condType string, status metav1.ConditionStatus, reason, message string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: gen,
+			// Kept by SetStatusCondition unless the status flips.
+			LastTransitionTime: metav1.NewTime(now),
 		})
 	}
 	st.Message = backend.OneLine(st.Message, backend.MaxMessageLength)

@@ -28,7 +28,7 @@ func BenchmarkStatusFromOutcome(b *testing.B) {
 			ProgressDeadlineSeconds: ptr.To[int32](3600)},
 	}
 	// The stored status after one poll saw the task at 60%.
-	task.Status = statusFromOutcome(task, pollOutcome{observation: runningAt(60)}, at)
+	task.Status = statusFromOutcome(task, pollOutcome{observation: runningAt(60)}, "", at)
 
 	outcomes := map[string]pollOutcome{
 		"unchanged":       {observation: runningAt(60)},
@@ -43,7 +43,7 @@ func BenchmarkStatusFromOutcome(b *testing.B) {
 			b.ReportAllocs()
 			later := at.Add(10 * time.Second)
 			for b.Loop() {
-				_ = statusFromOutcome(task, outcome, later)
+				_ = statusFromOutcome(task, outcome, "", later)
 			}
 		})
 	}
@@ -52,7 +52,7 @@ func BenchmarkStatusFromOutcome(b *testing.B) {
 		b.ReportAllocs()
 		later := at.Add(10 * time.Second)
 		for b.Loop() {
-			st := statusFromOutcome(task, outcomes["unchanged"], later)
+			st := statusFromOutcome(task, outcomes["unchanged"], "", later)
 			if !statusEquality.DeepEqual(task.Status, st) {
 				b.Fatal("an unchanged observation must not change the status")
 			}

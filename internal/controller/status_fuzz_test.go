@@ -46,7 +46,7 @@ func FuzzStatusFromOutcome(f *testing.F) {
 			}
 			outcome.observation = &obs
 		}
-		st := statusFromOutcome(task, outcome, now)
+		st := statusFromOutcome(task, outcome, "", now)
 
 		if task.Status.Phase.Finished() {
 			if st.Phase != task.Status.Phase {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	. "github.com/onsi/gomega"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -80,11 +81,11 @@ func TestStatusFollowsTheContractTable(t *testing.T) {
 			want:    want{v1alpha1.TaskPhaseRunning, inProgress(v1alpha1.ReasonAuthenticationFailed)},
 		},
 		"backend missing": {
-			outcome: pollOutcome{err: &connectError{Reason: v1alpha1.ReasonBackendNotFound, Message: "TaskBackend ns/x not found"}},
+			outcome: pollOutcome{err: &backend.Error{Kind: backend.KindBackendNotFound, Message: "TaskBackend ns/x not found"}},
 			want:    want{v1alpha1.TaskPhasePending, inProgress(v1alpha1.ReasonBackendNotFound)},
 		},
 		"backend unusable": {
-			outcome: pollOutcome{err: &connectError{Reason: v1alpha1.ReasonSecretNotFound, Message: "credentials Secret ns/x not found"}},
+			outcome: pollOutcome{err: &backend.Error{Kind: backend.KindSecretNotFound, Message: "credentials Secret ns/x not found"}},
 			want:    want{v1alpha1.TaskPhasePending, inProgress(v1alpha1.ReasonBackendUnavailable)},
 		},
 		"running, no change for progressDeadlineSeconds": {
@@ -143,7 +144,7 @@ func TestStatusFollowsTheContractTable(t *testing.T) {
 				Spec:       tc.spec,
 				Status:     tc.before,
 			}
-			got := statusFromOutcome(task, tc.outcome, now)
+			got := statusFromOutcome(task, tc.outcome, "", now)
 			if diff := cmp.Diff(tc.want.phase, got.Phase); diff != "" {
 				t.Errorf("phase (-want +got):\n%s", diff)
 			}
@@ -171,14 +172,14 @@ func TestBackendErrorKeepsTheLastGoodObservation(t *testing.T) {
 	task := &v1alpha1.AsyncTask{Status: v1alpha1.AsyncTaskStatus{
 		Phase: v1alpha1.TaskPhaseRunning, VendorStatus: "processing", Progress: ptr.To[int32](40), TaskName: "import_api",
 	}}
-	got := statusFromOutcome(task, pollOutcome{err: backend.Errorf(backend.KindTransient, "cannot reach vendor")}, now)
+	got := statusFromOutcome(task, pollOutcome{err: backend.Errorf(backend.KindTransient, "cannot reach vendor")}, "", now)
 	if got.Phase != v1alpha1.TaskPhaseRunning || got.VendorStatus != "processing" || *got.Progress != 40 || got.TaskName != "import_api" {
 		t.Errorf("last observation lost: %+v", got)
 	}
 	if got.ConsecutiveErrors != 1 || got.Message != "Cannot reach vendor" {
 		t.Errorf("error not recorded: errors %d, message %q", got.ConsecutiveErrors, got.Message)
 	}
-	again := statusFromOutcome(&v1alpha1.AsyncTask{Status: got}, pollOutcome{observation: running(50)}, now)
+	again := statusFromOutcome(&v1alpha1.AsyncTask{Status: got}, pollOutcome{observation: running(50)}, "", now)
 	if again.ConsecutiveErrors != 0 {
 		t.Errorf("consecutiveErrors = %d after a good poll, want 0", again.ConsecutiveErrors)
 	}
@@ -187,7 +188,7 @@ func TestBackendErrorKeepsTheLastGoodObservation(t *testing.T) {
 func TestFinishedStatusIsFinal(t *testing.T) {
 	before := v1alpha1.AsyncTaskStatus{Phase: v1alpha1.TaskPhaseSucceeded, Message: "done"}
 	task := &v1alpha1.AsyncTask{Status: before}
-	got := statusFromOutcome(task, pollOutcome{observation: running(10)}, now)
+	got := statusFromOutcome(task, pollOutcome{observation: running(10)}, "", now)
 	if got.Phase != v1alpha1.TaskPhaseSucceeded || got.Message != "done" {
 		t.Errorf("finished status changed: %+v", got)
 	}
@@ -201,10 +202,45 @@ func TestLargeResultIsLeftOutOfStatus(t *testing.T) {
 	}
 	big = append(big, '"')
 	got := statusFromOutcome(&v1alpha1.AsyncTask{}, pollOutcome{observation: &backend.Observation{
-		Phase: v1alpha1.TaskPhaseSucceeded, Result: big}}, now)
+		Phase: v1alpha1.TaskPhaseSucceeded, Result: big}}, "", now)
 	if got.Result != nil || !got.ResultTruncated {
 		t.Errorf("result kept (%v) or not marked truncated (%v)", got.Result != nil, got.ResultTruncated)
 	}
+}
+
+// TestResultNoteIsInTheMessageOfTheStatusAndOfReady: a result that could not be written to its ConfigMap is
+// said in status.message and in the Ready condition alike.
+func TestResultNoteIsInTheMessageOfTheStatusAndOfReady(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	note := "ConfigMap r exists and does not belong to this task; the result was not written to it"
+	for name, obs := range map[string]*backend.Observation{
+		"with a vendor message": {Phase: v1alpha1.TaskPhaseSucceeded, Message: "done", Result: []byte(`{}`)},
+		"without one":           {Phase: v1alpha1.TaskPhaseSucceeded, Result: []byte(`{}`)},
+	} {
+		got := statusFromOutcome(&v1alpha1.AsyncTask{}, pollOutcome{observation: obs}, note, now)
+		g.Expect(got.Message).To(HaveSuffix(note), name)
+		g.Expect(condition(got.Conditions, v1alpha1.ConditionReady).Message).To(Equal(got.Message), name)
+	}
+}
+
+// TestConditionsMoveTheirTransitionTimeToNowOnlyWhenTheyFlip: the transition time comes from the time the
+// status function is given, and stays while the condition's status does.
+func TestConditionsMoveTheirTransitionTimeToNowOnlyWhenTheyFlip(t *testing.T) {
+	g := NewWithT(t)
+	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	task := &v1alpha1.AsyncTask{}
+	task.Status = statusFromOutcome(task, pollOutcome{observation: running(10)}, "", start)
+	ready := condition(task.Status.Conditions, v1alpha1.ConditionReady)
+	g.Expect(ready.LastTransitionTime.Time).To(Equal(start))
+
+	task.Status = statusFromOutcome(task, pollOutcome{observation: running(20)}, "", start.Add(time.Minute))
+	g.Expect(condition(task.Status.Conditions, v1alpha1.ConditionReady).LastTransitionTime.Time).To(Equal(start), "still False")
+
+	done := start.Add(2 * time.Minute)
+	task.Status = statusFromOutcome(task, pollOutcome{observation: &backend.Observation{Phase: v1alpha1.TaskPhaseSucceeded}}, "", done)
+	g.Expect(condition(task.Status.Conditions, v1alpha1.ConditionReady).LastTransitionTime.Time).To(Equal(done), "flipped to True")
+	g.Expect(condition(task.Status.Conditions, v1alpha1.ConditionFinished).LastTransitionTime.Time).To(Equal(done))
 }
 
 func TestStatusEqualityIgnoresResultKeyOrder(t *testing.T) {
@@ -235,7 +271,7 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got := backoff(interval, tc.errors, tc.retryAfter)
+			got := newScheduler().backoff(interval, tc.errors, tc.retryAfter)
 			if got < tc.atLeast || got > tc.atMost {
 				t.Errorf("backoff = %s, want within [%s, %s]", got, tc.atLeast, tc.atMost)
 			}

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,7 +30,10 @@ type BackendReconciler struct {
 	client.Client
 	// Kind is TaskBackend or ClusterTaskBackend.
 	Kind v1alpha1.BackendKind
+	// FieldOwner names this operator in the backends' managedFields.
+	FieldOwner string
 
+	clock     clock.PassiveClock
 	connector *connector
 }
 
@@ -47,16 +50,10 @@ func (r *BackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if retryAfter > 0 {
 		return ctrl.Result{RequeueAfter: retryAfter}, nil // not checked: the backend's rate limit is used up
 	}
-	ready.ObservedGeneration = obj.GetGeneration()
-
 	before := obj.DeepCopyObject().(client.Object)
-	oldStatus := *status.DeepCopy()
-	status.ObservedGeneration = obj.GetGeneration()
-	meta.SetStatusCondition(&status.Conditions, ready)
-	if !equality.Semantic.DeepEqual(oldStatus, *status) {
-		if err := r.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
-			return ctrl.Result{}, err
-		}
+	*status = backendStatus(*status, obj.GetGeneration(), ready, r.clock.Now())
+	if _, err := patchStatus(ctx, r.Client, r.FieldOwner, before, obj); err != nil {
+		return ctrl.Result{}, err
 	}
 	if ready.Reason == v1alpha1.ReasonUnreachable || ready.Reason == v1alpha1.ReasonAuthenticationFailed {
 		return ctrl.Result{RequeueAfter: recheckUnreachable}, nil
@@ -64,32 +61,35 @@ func (r *BackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	return ctrl.Result{}, nil
 }
 
+// backendStatus is a backend's next status: the Ready condition its check gave, for generation. Ready's
+// LastTransitionTime moves to now when its status flips.
+func backendStatus(st v1alpha1.TaskBackendStatus, generation int64, ready metav1.Condition, now time.Time) v1alpha1.TaskBackendStatus {
+	st = *st.DeepCopy()
+	st.ObservedGeneration = generation
+	ready.ObservedGeneration = generation
+	ready.LastTransitionTime = metav1.NewTime(now)
+	meta.SetStatusCondition(&st.Conditions, ready)
+	return st
+}
+
 // check connects to the backend and makes one request; the result is the Ready condition, or how long to
 // wait when the request could not be sent yet.
 func (r *BackendReconciler) check(ctx context.Context, key backendKey) (metav1.Condition, time.Duration) {
-	notReady := func(reason, message string) metav1.Condition {
-		return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
-			Message: backend.OneLine(message, backend.MaxMessageLength)}
+	notReady := func(err error) metav1.Condition {
+		return metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: classify(err).backendReason, Message: errorMessage(err)}
 	}
 	conn, err := r.connector.connect(ctx, key, "")
 	if err != nil {
-		ce, _ := asConnectError(err)
-		return notReady(ce.Reason, ce.Message), 0
+		return notReady(err), 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
 	if err := conn.backend.Check(ctx); err != nil {
-		if e, ok := backend.AsError(err); ok && e.Kind == backend.KindDeferred {
-			return metav1.Condition{}, max(e.RetryAfter, time.Second)
+		if wait, deferred := backend.DeferredFor(err); deferred {
+			return metav1.Condition{}, wait
 		}
-		reason := v1alpha1.ReasonUnreachable
-		switch backend.KindOf(err) {
-		case backend.KindAuthentication:
-			reason = v1alpha1.ReasonAuthenticationFailed
-		case backend.KindInvalidConfig:
-			reason = v1alpha1.ReasonInvalidConfig
-		}
-		return notReady(reason, upperFirst(err.Error())), 0
+		return notReady(err), 0
 	}
 	message := "The vendor answered with these credentials"
 	if conn.spec.TLS != nil && conn.spec.TLS.InsecureSkipVerify {
@@ -109,9 +109,12 @@ func (r *BackendReconciler) newObject() (client.Object, *v1alpha1.TaskBackendSta
 	return b, &b.Status
 }
 
-// SetupWithManager registers the reconciler for its kind.
-func (r *BackendReconciler) SetupWithManager(mgr ctrl.Manager, connector *connector) error {
+// setupWithManager registers the reconciler for its kind.
+func (r *BackendReconciler) setupWithManager(mgr ctrl.Manager, connector *connector) error {
 	r.connector = connector
+	if r.clock == nil {
+		r.clock = clock.RealClock{}
+	}
 	obj, _ := r.newObject()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

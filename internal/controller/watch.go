@@ -82,7 +82,7 @@ func backendsUsingSecret(ctx context.Context, c client.Reader, secret client.Obj
 // that a fixed backend or Secret takes effect without waiting out a backoff.
 type taskMapper struct {
 	client   client.Reader
-	schedule *pollSchedule
+	schedule *scheduler
 }
 
 func (m *taskMapper) forBackend(ctx context.Context, obj client.Object) []reconcile.Request {
@@ -90,13 +90,13 @@ func (m *taskMapper) forBackend(ctx context.Context, obj client.Object) []reconc
 	if _, ok := obj.(*v1alpha1.ClusterTaskBackend); ok {
 		key = backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: obj.GetName()}
 	}
-	return m.tasksOf(ctx, key, m.schedule.forget)
+	return m.tasksOf(ctx, key, m.schedule.pollNow)
 }
 
 func (m *taskMapper) forSecret(ctx context.Context, obj client.Object) []reconcile.Request {
 	var requests []reconcile.Request
 	for _, key := range backendsUsingSecret(ctx, m.client, obj) {
-		requests = append(requests, m.tasksOf(ctx, key, m.schedule.forget)...)
+		requests = append(requests, m.tasksOf(ctx, key, m.schedule.pollNow)...)
 	}
 	return requests
 }
@@ -114,15 +114,15 @@ func (m *taskMapper) forNamespace(ctx context.Context, obj client.Object) []reco
 		if t.Spec.BackendRef.Kind != v1alpha1.BackendKindClusterTaskBackend || t.Status.Phase.Finished() {
 			continue
 		}
-		m.schedule.forget(t.UID)
-		requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: t.Namespace, Name: t.Name}})
+		m.schedule.pollNow(taskKey(&t), t.UID)
+		requests = append(requests, reconcile.Request{NamespacedName: taskKey(&t)})
 	}
 	return requests
 }
 
-// tasksOf returns the unfinished tasks of a backend, after rescheduling each with reschedule (forget: due at
-// once; wake: due at its regular time).
-func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule func(types.UID)) []reconcile.Request {
+// tasksOf reschedules each unfinished task of a backend with reschedule (pollNow: due at once; wake: due at
+// its regular time) and returns those it moved, to be queued.
+func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule func(types.NamespacedName, types.UID) bool) []reconcile.Request {
 	tasks := &v1alpha1.AsyncTaskList{}
 	opts := []client.ListOption{client.MatchingFields{taskBackendIndex: key.String()}}
 	if key.Namespace != "" {
@@ -137,8 +137,9 @@ func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule fun
 		if t.Status.Phase.Finished() {
 			continue
 		}
-		reschedule(t.UID)
-		requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: t.Namespace, Name: t.Name}})
+		if reschedule(taskKey(&t), t.UID) {
+			requests = append(requests, reconcile.Request{NamespacedName: taskKey(&t)})
+		}
 	}
 	return requests
 }

@@ -19,13 +19,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/controller"
@@ -83,15 +79,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	simURL := "http://" + listener.Addr().String()
 	fmt.Fprintf(out, "Vendor simulator at %s\n", simURL)
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	cacheOptions, err := controller.CacheOptions(controller.Options{}, nil)
+	mgrOptions, err := controller.ManagerOptions(controller.Options{}, nil)
 	if err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: cacheOptions,
-		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	scheme := mgrOptions.Scheme
+	mgr, err := ctrl.NewManager(cfg, mgrOptions)
 	if err != nil {
 		return err
 	}

@@ -15,13 +15,9 @@ import (
 	"time"
 
 	krt "k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/controller"
 )
 
@@ -44,16 +40,9 @@ func runManager(kubeconfig string, concurrency int) error {
 		return err
 	}
 	cfg := ctrl.GetConfigOrDie()
-	scheme := runtimeScheme()
-	cacheOptions, err := controller.CacheOptions(controller.Options{}, nil)
+	opts, err := controller.ManagerOptions(controller.Options{}, nil)
 	if err != nil {
 		return err
-	}
-	opts := ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  cacheOptions,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
 	}
 	printMem("baseline") // before the manager holds anything: the heap of the code and its libraries alone
 	mgr, err := ctrl.NewManager(cfg, opts)
@@ -86,12 +75,7 @@ func printMem(label string) {
 	fmt.Printf("%s%s %s\n", statsPrefix, label, b)
 }
 
-func runtimeScheme() *krt.Scheme {
-	s := krt.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(v1alpha1.AddToScheme(s))
-	return s
-}
+func runtimeScheme() *krt.Scheme { return controller.NewScheme() }
 
 // managerProcess is a running manager child process.
 type managerProcess struct {

@@ -11,8 +11,8 @@ import (
 )
 
 // API Gateway: GET /v2/{project_id}/apigw/instances/{instance_id}/async-tasks/{task_id}, as documented in
-// "Querying the Result of an Asynchronous Task" (vendor-docs/apig-show-async-task-result.html), and the IAM
-// password login POST /v3/auth/tokens (token in X-Subject-Token, 201). Error bodies are the documented
+// "Querying the Result of an Asynchronous Task" (Open Telekom Cloud API Gateway API reference,
+// ShowAsyncTaskResult), and the IAM password login POST /v3/auth/tokens (token in X-Subject-Token, 201). Error bodies are the documented
 // {error_code, error_msg} with the documented codes and messages.
 //
 // Assumed where the documentation is silent, and not confirmed against a real gateway: a missing or wrong

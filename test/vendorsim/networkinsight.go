@@ -11,7 +11,7 @@ import (
 
 // Network Insight (vRealize Network Insight / Aria Operations for Networks): GET
 // /api/ni/groups/task/progress/{requestId} as documented in "Get Bulk Application Task Progress"
-// (vendor-docs/network-insight-bulk-app-task-progress.txt), and the token login POST /api/ni/auth/token
+// (VMware Aria Operations for Networks API reference), and the token login POST /api/ni/auth/token
 // answering {token, expiry} with expiry in 13-digit epoch milliseconds, as in every published example. Every
 // later request carries "Authorization: NetworkInsight <token>". Error answers use the documented
 // {code, message, details[{code, message, target[]}]} body.
@@ -25,7 +25,7 @@ import (
 //     progress answer has no message field of its own; a Step's Result is the app_save_response array;
 //   - the task's start_time is the time of its first poll;
 //   - an LDAP login is accepted for the domain NetworkInsightLDAPDomain only; any other domain answers 401,
-//     as the vendor notes say a wrong domain does;
+//     as the appliance answers a wrong domain;
 //   - the callback_API form with a trailing slash (.../progress/<id>/) is answered like the documented one.
 
 const niVendor = "NetworkInsight"

@@ -63,7 +63,7 @@ type Credentials struct {
 	SecretKey string
 }
 
-// Simulator serves the vendors' APIs.
+// Simulator holds the scripted tasks and the sessions of every simulated vendor.
 type Simulator struct {
 	creds Credentials
 
@@ -105,7 +105,7 @@ func (s *Simulator) AddTimedTask(id string, every time.Duration, steps ...Step) 
 	s.tasks[id] = &task{steps: steps, every: every, created: time.Now()}
 }
 
-// Polls returns how often the task was polled.
+// Polls counts the polls of a task, so that a test can tell whether the operator asked at all.
 func (s *Simulator) Polls(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,7 +115,8 @@ func (s *Simulator) Polls(id string) int {
 	return 0
 }
 
-// Logins returns how many logins the vendor served.
+// Logins counts the logins a vendor served, so that a test can prove a session is shared and renewed only
+// when it must be.
 func (s *Simulator) Logins(vendor string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -177,7 +178,7 @@ func (s *Simulator) ExpireSessions() {
 	clear(s.sessions)
 }
 
-// Handler serves every simulated vendor.
+// Handler answers for every simulated vendor on one server: their paths do not overlap.
 func (s *Simulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.registerAPIGateway(mux)

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Traffic Ops: GET /api/{version}/async_status/{id} as documented in "async_status/{{id}}"
-// (vendor-docs/trafficops-async-status.rst), with the logins POST /api/{version}/user/login ({"u", "p"}) and
+// Traffic Ops: GET /api/{version}/async_status/{id} as documented in "async_status/{{id}}" (Apache Traffic
+// Control documentation, Traffic Ops API reference), with the logins POST /api/{version}/user/login ({"u", "p"}) and
 // POST /api/{version}/user/login/token ({"t"}) that answer Set-Cookie mojolicious=... and access_token=...
 // Answers are the {"response": {...}} envelope; errors are {"alerts": [{"text", "level": "error"}]}.
 //

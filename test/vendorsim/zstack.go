@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// ZStack: the API job (GET /zstack/v1/api-jobs/{apiId}), "Get Task Progress"
-// (GET /zstack/v1/task-progresses/{apiId}, vendor-docs/zstack-get-task-progress.txt) and the session login
-// (PUT /zstack/v1/accounts/login), as design/vendors.md describes them:
+// ZStack: the API job (GET /zstack/v1/api-jobs/{apiId}), "Get Task Progress (GetTaskProgress)"
+// (GET /zstack/v1/task-progresses/{apiId}) and the session login (PUT /zstack/v1/accounts/login,
+// LogInByAccount), as the ZStack Cloud API reference describes them:
 //   - login takes {"logInByAccount": {"accountName", "password": hex SHA-512}} and answers {"inventory": {...}};
 //   - requests carry "Authorization: OAuth <session uuid>"; an expired or unknown session answers 503 with
 //     error code ID.1001, a missing or malformed header 400 with plain text;

@@ -9,7 +9,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
@@ -36,9 +35,9 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if settings == nil {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.apiGateway with projectID and instanceID is required for type APIGateway")
 	}
-	base, err := url.Parse(strings.TrimSuffix(cfg.Spec.URL, "/"))
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
 	if err != nil {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url is not a URL: %v", err)
+		return nil, err
 	}
 	a := &apiGateway{baseURL: base, project: settings.ProjectID, instance: settings.InstanceID}
 	switch authMethodOf(settings.AuthMethod, cfg.Credentials) {
@@ -115,7 +114,6 @@ func (a *apiGateway) taskURL(taskID string) (*url.URL, error) {
 	return backend.TaskURL(a.baseURL, taskID, "v2", a.project, "apigw", "instances", a.instance, "async-tasks")
 }
 
-// newGet builds a GET of u that accepts JSON.
 func newGet(ctx context.Context, u *url.URL) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

@@ -3,11 +3,9 @@ package apigateway
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -17,33 +15,20 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
 
-const token = "apig-test-token"
-
 // Example bodies from "Querying the Result of an Asynchronous Task".
-const (
-	docImportSucceeded = `{"task_id":"d9ce8c9eede54b3f841ec324fe0bfdc2","task_status":"succeed","task_type":"import_api","task_result":"{\"success\":[{\"id\":\"ee93ce6815f04896b301452982b92222\",\"action\":\"create\",\"method\":\"GET\",\"path\":\"/test1\"}],\"failure\":[],\"swagger\":{\"id\":\"de1852ab6c5e4090b0bd88a02058e650\",\"result\":\"Success\"},\"group_id\":\"9100ae30705947cc9543d37cd7fb388c\"}"}`
-	docExportSucceeded = `{"task_id":"d6e8834b6f0f4711a2fa5345e5b60833","task_status":"succeed","task_type":"export_api","task_result":"{\"FileName\":\"test8-RELEASE-all-2023-07-11-19:54:22\",\"FileType\":\".json\",\"Comment\":\"{\\n\\t\\\"swagger\\\": \\\"2.0\\\"\\n}\"}"}`
-	docImportFailed    = `{"task_id":"f01d2772ea4944408fa544c8ae5a9999","task_status":"failed","task_type":"import_api","task_result":"{\"error_code\":\"APIG.3201\",\"error_msg\":\"The API group name already exists\"}"}`
-	docProcessing      = `{"task_id":"4dfbf6acaacf4c41a8b3c50daa90d3dc","task_status":"processing","task_type":"import_api","task_result":""}`
-	docWaiting         = `{"task_id":"c3b78a52fb28461aab92bf6c6989f731","task_status":"waiting","task_type":"import_api","task_result":""}`
+var (
+	docImportSucceeded = backendtest.Example("async-task-200-import-succeed.json")
+	docExportSucceeded = backendtest.Example("async-task-200-export-succeed.json")
+	docImportFailed    = backendtest.Example("async-task-200-import-failed.json")
+	docProcessing      = backendtest.Example("async-task-200-processing.json")
+	docWaiting         = backendtest.Example("async-task-200-waiting.json")
 )
 
-// newTestBackend returns a backend talking to a simulator that accepts token.
+// newTestBackend returns a backend with the token secretToken, talking to a simulator that accepts
+// backendtest.SimToken.
 func newTestBackend(t *testing.T, secretToken string) (backend.Backend, *vendorsim.Simulator) {
 	t.Helper()
-	sim, url := vendorsim.Serve(t, vendorsim.Credentials{Token: token})
-	b, err := New(backend.Config{
-		Spec: v1alpha1.TaskBackendSpec{
-			Type: v1alpha1.BackendTypeAPIGateway, URL: url,
-			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"},
-		},
-		Credentials: backend.Credentials{"token": []byte(secretToken)},
-		Client:      backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 100, Burst: 100}),
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return b, sim
+	return newBackendWith(t, map[string]string{"token": secretToken}, "")
 }
 
 func TestPollMapsEveryStatusWord(t *testing.T) {
@@ -80,7 +65,7 @@ func TestPollMapsEveryStatusWord(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			b, sim := newTestBackend(t, token)
+			b, sim := newTestBackend(t, backendtest.SimToken)
 			sim.AddTask("t1", vendorsim.Step{RawBody: tc.body})
 			obs, err := b.Poll(context.Background(), "t1")
 			if err != nil {
@@ -115,7 +100,7 @@ func TestPollClassifiesEveryDocumentedError(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			tok := token
+			tok := backendtest.SimToken
 			if tc.token != "" {
 				tok = tc.token
 			}
@@ -149,7 +134,7 @@ func TestPollRejectsBodiesOfTheWrongShape(t *testing.T) {
 	}
 	for name, step := range cases {
 		t.Run(name, func(t *testing.T) {
-			b, sim := newTestBackend(t, token)
+			b, sim := newTestBackend(t, backendtest.SimToken)
 			sim.AddTask("t1", step)
 			_, err := b.Poll(context.Background(), "t1")
 			if backend.KindOf(err) != backend.KindTransient {
@@ -160,7 +145,7 @@ func TestPollRejectsBodiesOfTheWrongShape(t *testing.T) {
 }
 
 func TestCheckAcceptsTheDocumentedNotFound(t *testing.T) {
-	b, _ := newTestBackend(t, token)
+	b, _ := newTestBackend(t, backendtest.SimToken)
 	if err := b.Check(context.Background()); err != nil {
 		t.Errorf("Check with a good token: %v", err)
 	}
@@ -210,27 +195,12 @@ func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(docWaiting))
 	})
-	b, err := New(backend.Config{
-		Spec: v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeAPIGateway, URL: rec.URL,
-			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"}},
-		Credentials: backend.Credentials{"token": []byte(token)},
-		Client:      backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000}),
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	for _, h := range backendtest.HostileTaskIDs {
-		_, err := b.Poll(context.Background(), h.ID)
-		sent := rec.Take()
-		if h.Refused() {
-			e, ok := backend.AsError(err)
-			if !ok || e.Kind != backend.KindTerminal || !strings.HasPrefix(e.Message, fmt.Sprintf("taskID %q cannot be sent: ", h.ID)) || len(sent) != 0 {
-				t.Errorf("ID %q: error %v, sent %q; want a Terminal refusal and nothing sent", h.ID, err, sent)
-			}
-			continue
-		}
-		if want := []string{"GET /v2/p1/apigw/instances/i1/async-tasks/" + h.Segment}; err != nil || !cmp.Equal(sent, want) {
-			t.Errorf("ID %q: error %v, sent %q; want %q", h.ID, err, sent, want)
-		}
-	}
+	b := backendtest.NewBackend(t, New, v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeAPIGateway, URL: rec.URL,
+		APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1"}},
+		backend.Credentials{"token": []byte(backendtest.SimToken)})
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "taskID",
+		func(id string) error { _, err := b.Poll(context.Background(), id); return err },
+		func(h backendtest.HostileTaskID) []string {
+			return []string{"GET /v2/p1/apigw/instances/i1/async-tasks/" + h.Segment}
+		})
 }

@@ -17,8 +17,8 @@ import (
 // tokenRefreshBefore renews an IAM token this long before its expires_at (tokens last 24 hours).
 const tokenRefreshBefore = 15 * time.Minute
 
-// tokenSender sends requests with X-Auth-Token: a fixed token, or the token of an IAM session that is renewed
-// once when the gateway answers 401.
+// tokenSender sends requests with X-Auth-Token: the token of an IAM session, renewed once when the gateway
+// answers 401, or a fixed token (backend.NewFixedSession), which Session.Do never resends.
 func tokenSender(client *backend.Client, session *backend.Session[string]) sender {
 	return func(ctx context.Context, u *url.URL) (*backend.Response, error) {
 		return session.Do(ctx, func(token string) (*backend.Response, error) {
@@ -78,16 +78,14 @@ type iamAuthRequest struct {
 // iamTokenReply is the part of the login answer the operator reads.
 type iamTokenReply struct {
 	Token struct {
-		ExpiresAt string `json:"expires_at"`
+		ExpiresAt backend.BoundedString `json:"expires_at"`
 	} `json:"token"`
 }
 
-// iamErrorReply is the body of an IAM error.
+// iamErrorReply is the part of an IAM error body the operator quotes.
 type iamErrorReply struct {
 	Error struct {
-		Code    any    `json:"code"`
-		Message string `json:"message"`
-		Title   string `json:"title"`
+		Message backend.BoundedString `json:"message"`
 	} `json:"error"`
 }
 
@@ -104,6 +102,10 @@ func newPasswordLogin(cfg backend.Config, apigURL *url.URL) (*passwordLogin, err
 		}
 		iamURL = derived
 	}
+	iam, err := backend.BaseURL("spec.apiGateway.iamURL", iamURL)
+	if err != nil {
+		return nil, err
+	}
 	var body iamAuthRequest
 	body.Auth.Identity.Methods = []string{"password"}
 	body.Auth.Identity.Password.User.Name = cfg.Credentials.Get("username")
@@ -114,7 +116,7 @@ func newPasswordLogin(cfg backend.Config, apigURL *url.URL) (*passwordLogin, err
 	if err != nil {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "cannot encode the IAM login request")
 	}
-	return &passwordLogin{client: cfg.Client, tokenURL: strings.TrimSuffix(iamURL, "/") + "/v3/auth/tokens", body: raw}, nil
+	return &passwordLogin{client: cfg.Client, tokenURL: iam.JoinPath("v3", "auth", "tokens").String(), body: raw}, nil
 }
 
 // iamURLFor derives the IAM endpoint of a region from its gateway endpoint: apig.<region>.<domain> becomes
@@ -141,10 +143,15 @@ func (p *passwordLogin) login(ctx context.Context) (string, time.Time, error) {
 	if resp.StatusCode != http.StatusCreated || token == "" {
 		return "", time.Time{}, iamLoginError(resp)
 	}
+	return token, tokenExpiry(resp), nil
+}
+
+// tokenExpiry reads the expiry of an IAM token; it is optional: without it, the token is renewed on 401.
+func tokenExpiry(resp *backend.Response) time.Time {
 	var reply iamTokenReply
-	_ = json.Unmarshal(resp.Body, &reply) // expiry is optional: without it, the token is renewed on 401
-	expiry, _ := time.Parse(time.RFC3339Nano, reply.Token.ExpiresAt)
-	return token, expiry, nil
+	_ = json.Unmarshal(resp.Body, &reply)
+	expiry, _ := time.Parse(time.RFC3339Nano, string(reply.Token.ExpiresAt))
+	return expiry
 }
 
 // iamLoginError classifies a refused IAM login, quoting IAM's message.
@@ -152,7 +159,7 @@ func iamLoginError(resp *backend.Response) error {
 	var e iamErrorReply
 	msg := ""
 	if json.Unmarshal(resp.Body, &e) == nil && e.Error.Message != "" {
-		msg = e.Error.Message
+		msg = string(e.Error.Message)
 	}
 	err := backend.ErrorForStatus(resp, msg)
 	if be, ok := backend.AsError(err); ok {

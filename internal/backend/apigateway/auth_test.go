@@ -9,36 +9,27 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
-
-var simCredentials = vendorsim.Credentials{Token: token, Username: "iam-user", Password: "iam-password", AccessKey: "AKSIM", SecretKey: "SKSIM"}
 
 // newBackendWith returns a backend with the given Secret keys, talking to a simulator that serves both the
 // gateway and IAM.
 func newBackendWith(t *testing.T, creds map[string]string, method v1alpha1.APIGatewayAuthMethod) (backend.Backend, *vendorsim.Simulator) {
 	t.Helper()
-	sim, url := vendorsim.Serve(t, simCredentials)
+	sim, url := backendtest.StartSim(t)
 	secret := backend.Credentials{}
 	for k, v := range creds {
 		secret[k] = []byte(v)
 	}
-	b, err := New(backend.Config{
-		Spec: v1alpha1.TaskBackendSpec{
-			Type: v1alpha1.BackendTypeAPIGateway, URL: url,
-			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1", IAMURL: url, DomainName: "acme", AuthMethod: method},
-		},
-		Credentials: secret,
-		Client:      backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000}),
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return b, sim
+	return backendtest.NewBackend(t, New, v1alpha1.TaskBackendSpec{
+		Type: v1alpha1.BackendTypeAPIGateway, URL: url,
+		APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "p1", InstanceID: "i1", IAMURL: url, DomainName: "acme", AuthMethod: method},
+	}, secret), sim
 }
 
 func TestPasswordLoginIsSharedAndRenewedOnceAfterExpiry(t *testing.T) {
-	b, sim := newBackendWith(t, map[string]string{"username": "iam-user", "password": "iam-password"}, "")
+	b, sim := newBackendWith(t, map[string]string{"username": backendtest.SimUser, "password": backendtest.SimPassword}, "")
 	sim.AddTask("t1", vendorsim.Step{Phase: vendorsim.Running})
 	pollConcurrently := func() {
 		var wg sync.WaitGroup
@@ -63,7 +54,7 @@ func TestPasswordLoginIsSharedAndRenewedOnceAfterExpiry(t *testing.T) {
 }
 
 func TestWrongPasswordIsAnAuthenticationError(t *testing.T) {
-	b, sim := newBackendWith(t, map[string]string{"username": "iam-user", "password": "wrong-password"}, "")
+	b, sim := newBackendWith(t, map[string]string{"username": backendtest.SimUser, "password": "wrong-password"}, "")
 	sim.AddTask("t1", vendorsim.Step{Phase: vendorsim.Running})
 	_, err := b.Poll(context.Background(), "t1")
 	if backend.KindOf(err) != backend.KindAuthentication {
@@ -78,20 +69,20 @@ func TestWrongPasswordIsAnAuthenticationError(t *testing.T) {
 }
 
 func TestAKSKSignedRequestsAreAccepted(t *testing.T) {
-	b, sim := newBackendWith(t, map[string]string{"accessKey": "AKSIM", "secretKey": "SKSIM"}, "")
+	b, sim := newBackendWith(t, map[string]string{"accessKey": backendtest.SimAccessKey, "secretKey": backendtest.SimSecretKey}, "")
 	sim.AddTask("t1", vendorsim.Step{Phase: vendorsim.Succeeded, Result: `{}`})
 	obs, err := b.Poll(context.Background(), "t1")
 	if err != nil || obs.Phase != v1alpha1.TaskPhaseSucceeded {
 		t.Fatalf("Poll: %v, phase %q", err, obs.Phase)
 	}
-	bad, _ := newBackendWith(t, map[string]string{"accessKey": "AKSIM", "secretKey": "wrong"}, "")
+	bad, _ := newBackendWith(t, map[string]string{"accessKey": backendtest.SimAccessKey, "secretKey": "wrong"}, "")
 	if err := bad.Check(context.Background()); backend.KindOf(err) != backend.KindAuthentication {
 		t.Errorf("Check with a wrong secret key: %v, want an authentication error", err)
 	}
 }
 
 func TestAuthMethodChoosesAmongCredentialSets(t *testing.T) {
-	all := map[string]string{"token": "wrong", "username": "iam-user", "password": "iam-password", "accessKey": "AKSIM", "secretKey": "SKSIM"}
+	all := map[string]string{"token": "wrong", "username": backendtest.SimUser, "password": backendtest.SimPassword, "accessKey": backendtest.SimAccessKey, "secretKey": backendtest.SimSecretKey}
 	for _, method := range []v1alpha1.APIGatewayAuthMethod{v1alpha1.APIGatewayAuthPassword, v1alpha1.APIGatewayAuthAKSK} {
 		t.Run(string(method), func(t *testing.T) {
 			b, _ := newBackendWith(t, all, method)

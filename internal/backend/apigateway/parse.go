@@ -3,47 +3,108 @@ package apigateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"unicode/utf8"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
 
-// taskReply is the documented 200 body.
+// taskReply is the documented 200 body. task_result, a JSON document inside a string ("" until the task
+// ends), is not decoded with the rest: it is the task's result, which taskResultIn takes from the body with a
+// single copy at most.
 type taskReply struct {
-	TaskID     string  `json:"task_id"`
-	TaskStatus *string `json:"task_status"`
-	TaskType   string  `json:"task_type"`
-	// TaskResult is a JSON document inside a string; "" until the task ends.
-	TaskResult string `json:"task_result"`
+	TaskStatus *backend.BoundedString `json:"task_status"`
+	TaskType   backend.BoundedString  `json:"task_type"`
 }
 
 // errorReply is the documented body of every error status, and of a failed task's task_result.
 type errorReply struct {
-	ErrorCode string `json:"error_code"`
-	ErrorMsg  string `json:"error_msg"`
+	ErrorCode backend.BoundedString `json:"error_code"`
+	ErrorMsg  backend.BoundedString `json:"error_msg"`
 }
 
 func (e errorReply) String() string {
 	switch {
 	case e.ErrorCode != "" && e.ErrorMsg != "":
-		return e.ErrorCode + ": " + e.ErrorMsg
+		return string(e.ErrorCode + ": " + e.ErrorMsg)
 	default:
-		return e.ErrorCode + e.ErrorMsg
+		return string(e.ErrorCode + e.ErrorMsg)
 	}
 }
 
-// importResult is the part of an import_api task_result that the message summarises.
+// importResult is the part of an import_api task_result that the message summarises: how many APIs were
+// imported and how many failed, and the first failure. The lists are counted in place, not decoded: a
+// hostile result can hold a million entries.
 type importResult struct {
-	Success []json.RawMessage `json:"success"`
-	Failure []errorReply      `json:"failure"`
+	Success successList `json:"success"`
+	Failure failureList `json:"failure"`
+}
+
+// successList counts the entries of a list; present is false for an absent or null list.
+type successList struct {
+	present bool
+	count   int
+}
+
+var errNotAList = errors.New("not a list")
+
+func (l *successList) UnmarshalJSON(b []byte) error {
+	*l = successList{}
+	if backend.IsJSONNull(b) {
+		return nil
+	}
+	if backend.JSONKind(b) != '[' {
+		return errNotAList
+	}
+	l.present = true
+	return backend.EachJSONElement(b, func([]byte) error { l.count++; return nil })
+}
+
+// failureList counts the failures and keeps the first.
+type failureList struct {
+	successList
+	first errorReply
+}
+
+var errNotErrors = errors.New("not a list of {error_code, error_msg}")
+
+func (l *failureList) UnmarshalJSON(b []byte) error {
+	*l = failureList{}
+	if backend.IsJSONNull(b) {
+		return nil
+	}
+	if backend.JSONKind(b) != '[' {
+		return errNotAList
+	}
+	l.present = true
+	return backend.EachJSONElement(b, func(raw []byte) error {
+		if l.count++; l.count == 1 {
+			return json.Unmarshal(raw, &l.first)
+		}
+		switch backend.JSONKind(raw) {
+		case 'n':
+			return nil
+		case '{':
+		default:
+			return errNotErrors
+		}
+		// The others are only checked to be of the documented shape, as decoding them would.
+		return backend.EachJSONMember(raw, func(key, value []byte) error {
+			kind := backend.JSONKind(value)
+			if (backend.JSONKeyIs(key, "error_code") || backend.JSONKeyIs(key, "error_msg")) && kind != '"' && kind != 'n' {
+				return errNotErrors
+			}
+			return nil
+		})
+	})
 }
 
 // phaseOfStatus maps the documented task_status words; the current Huawei Cloud page spells success
 // "succeeded", the OTC page "succeed".
-var phaseOfStatus = map[string]v1alpha1.TaskPhase{
+var phaseOfStatus = backend.StatusWords{
 	"waiting":    v1alpha1.TaskPhasePending,
 	"processing": v1alpha1.TaskPhaseRunning,
 	"succeed":    v1alpha1.TaskPhaseSucceeded,
@@ -63,27 +124,57 @@ func parseTaskReply(resp *backend.Response) (backend.Observation, error) {
 	if reply.TaskStatus == nil {
 		return backend.Observation{}, backend.BadBody(resp, "no task_status")
 	}
-	obs := backend.Observation{VendorStatus: *reply.TaskStatus, TaskName: reply.TaskType}
-	phase, known := phaseOfStatus[strings.ToLower(*reply.TaskStatus)]
-	if !known {
-		phase = v1alpha1.TaskPhaseRunning
-		obs.UnknownStatus = true
+	obs := backend.Observation{VendorStatus: string(*reply.TaskStatus), TaskName: string(reply.TaskType)}
+	phase, known := phaseOfStatus.Phase(obs.VendorStatus)
+	obs.Phase, obs.UnknownStatus = phase, !known
+	taskResult, token, ok := taskResultIn(resp.Body)
+	if !ok {
+		return backend.Observation{}, backend.BadBody(resp, "task_result is not a string")
 	}
-	obs.Phase = phase
-	obs.Result, obs.Message = readTaskResult(reply.TaskResult, phase)
+	obs.Result, obs.Message = readTaskResult(taskResult, token, phase)
 	return obs, nil
 }
 
+// taskResultIn returns the text of the task_result string of a valid body: a sub-slice of the body when the
+// string holds no escapes, else one copy of its decoded size, and the string as written. Like encoding/json,
+// it takes the last member of that name, matched ignoring case; ok is false when it is not a string (null is
+// "").
+func taskResultIn(body []byte) (text, token []byte, ok bool) {
+	var raw []byte
+	_ = backend.EachJSONMember(body, func(key, value []byte) error {
+		if backend.JSONKeyIs(key, "task_result") {
+			raw = value
+		}
+		return nil
+	})
+	switch backend.JSONKind(raw) {
+	case 0, 'n':
+		return nil, nil, true
+	case '"':
+	default:
+		return nil, nil, false
+	}
+	content := raw[1 : len(raw)-1]
+	if bytes.IndexByte(content, '\\') < 0 && utf8.Valid(content) {
+		return content, raw, true
+	}
+	// Unescaping never lengthens the text, but each invalid byte becomes a 3-byte U+FFFD.
+	return backend.AppendJSONText(make([]byte, 0, len(content)), raw, 3*len(content)), raw, true
+}
+
 // readTaskResult parses the task_result string into JSON and a message. A task_result that is not JSON is
-// kept as a JSON string, so nothing the vendor said is lost.
-func readTaskResult(raw string, phase v1alpha1.TaskPhase) (json.RawMessage, string) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
+// kept as a JSON string, so nothing the vendor said is lost: the vendor's own string (token) when the text
+// needs no trimming, so that it is not copied a second time.
+func readTaskResult(text, token []byte, phase v1alpha1.TaskPhase) (json.RawMessage, string) {
+	raw := bytes.TrimSpace(text)
+	if len(raw) == 0 {
 		return nil, ""
 	}
-	if !json.Valid([]byte(raw)) {
-		quoted, _ := json.Marshal(raw)
-		return quoted, "task_result is not JSON; kept as text"
+	if !json.Valid(raw) {
+		if len(raw) == len(text) && utf8.Valid(token) {
+			return token, "task_result is not JSON; kept as text"
+		}
+		return backend.QuoteJSON(raw), "task_result is not JSON; kept as text"
 	}
 	result := json.RawMessage(raw)
 	if phase == v1alpha1.TaskPhaseFailed {
@@ -95,10 +186,10 @@ func readTaskResult(raw string, phase v1alpha1.TaskPhase) (json.RawMessage, stri
 	}
 	var imported importResult
 	if phase == v1alpha1.TaskPhaseSucceeded && bytes.HasPrefix(result, []byte("{")) &&
-		json.Unmarshal(result, &imported) == nil && (imported.Success != nil || imported.Failure != nil) {
-		msg := fmt.Sprintf("Imported %d APIs", len(imported.Success))
-		if n := len(imported.Failure); n > 0 {
-			msg += fmt.Sprintf(", %d failed (first: %s)", n, imported.Failure[0].String())
+		json.Unmarshal(result, &imported) == nil && (imported.Success.present || imported.Failure.present) {
+		msg := fmt.Sprintf("Imported %d APIs", imported.Success.count)
+		if n := imported.Failure.count; n > 0 {
+			msg += fmt.Sprintf(", %d failed (first: %s)", n, imported.Failure.first.String())
 		}
 		return result, msg
 	}

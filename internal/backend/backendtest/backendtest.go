@@ -1,13 +1,20 @@
-// Package backendtest holds what the tests of the vendor packages share: the task IDs a hostile tenant may
-// write, with what must become of each, and a fake vendor that records every request line exactly as it
-// arrived on the wire.
+// Package backendtest holds what the tests of the vendor packages share, and is imported by tests only: the
+// task IDs a hostile tenant may write, with what must become of each; a fake vendor that records every
+// request line exactly as it arrived on the wire; the simulator with the credentials every test uses, and
+// the assertion that no message leaks one; the worst bodies a vendor can send and what parsing one may
+// cost; the parse benchmark; and the documented example replies kept in testdata.
 package backendtest
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
 
 // HostileTaskID is a task ID that tries to leave the task's path, or needs escaping to stay in it.
@@ -106,4 +113,26 @@ func (rec *Recorder) Take() []string {
 	lines := rec.lines
 	rec.lines = nil
 	return lines
+}
+
+// ExpectHostileIDsKeptInTheirSegment sends every HostileTaskIDs value through poll to a backend of rec and
+// asserts the contract: a refused value fails with a KindTerminal error that names it (name is "taskID", or
+// "parameter <name>") and sends nothing; any other is answered without error and sent as exactly the request
+// lines want gives for it.
+func ExpectHostileIDsKeptInTheirSegment(t testing.TB, rec *Recorder, name string, poll func(id string) error, want func(h HostileTaskID) []string) {
+	t.Helper()
+	for _, h := range HostileTaskIDs {
+		err := poll(h.ID)
+		sent := rec.Take()
+		if h.Refused() {
+			e, ok := backend.AsError(err)
+			if !ok || e.Kind != backend.KindTerminal || !strings.HasPrefix(e.Message, fmt.Sprintf("%s %q cannot be sent: ", name, h.ID)) || len(sent) != 0 {
+				t.Errorf("%s %q: error %v, sent %q; want a Terminal refusal that names it, and nothing sent", name, h.ID, err, sent)
+			}
+			continue
+		}
+		if w := want(h); err != nil || !slices.Equal(sent, w) {
+			t.Errorf("%s %q: error %v, sent %q; want no error and %q", name, h.ID, err, sent, w)
+		}
+	}
 }

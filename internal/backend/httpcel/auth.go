@@ -29,7 +29,7 @@ type authenticator struct {
 	tokenFormat string
 	tokenCookie string
 	expired     *expression
-	logins      loginCounter
+	logins      *backend.LoginCounter
 	// secrets are the credential values, blanked out of any message a login produces.
 	secrets []string
 }
@@ -156,7 +156,7 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 	if err != nil {
 		return err
 	}
-	a.logins.onLogin = cfg.OnLogin
+	a.logins = backend.NewLoginCounter(cfg.OnLogin)
 	a.session = backend.NewSession(func(ctx context.Context) (string, time.Time, error) {
 		req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 		if err != nil {
@@ -170,11 +170,14 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 			req.Header.Set(k, v)
 		}
 		resp, err := a.client.Do(ctx, req)
+		if err == nil {
+			err = checkLoginBodyShape(resp)
+		}
 		if err != nil {
 			return "", time.Time{}, a.loginError(err)
 		}
 		return a.readLogin(ctx, resp, token)
-	}, 0, a.logins.inc).RetryRefusedLoginsAfter(cfg.PollInterval)
+	}, 0, a.logins.Count).RetryRefusedLoginsAfter(cfg.PollInterval)
 	return nil
 }
 
@@ -218,7 +221,7 @@ func (a *authenticator) loginBody(cfg backend.Config, src string) ([]byte, error
 // may pass.
 func (a *authenticator) readLogin(ctx context.Context, resp *backend.Response, token *expression) (string, time.Time, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		text := a.redact(snippet(resp.Body))
+		text := a.quoteRefusal(resp.Body)
 		if text != "" {
 			text = ": " + text
 		}
@@ -235,7 +238,7 @@ func (a *authenticator) readLogin(ctx context.Context, resp *backend.Response, t
 	if strings.TrimSpace(value) == "" {
 		return "", time.Time{}, backend.Errorf(backend.KindAuthentication, "the login answered HTTP %d, but %stoken yielded no token", resp.StatusCode, fieldLogin)
 	}
-	return value, time.Time{}, nil
+	return strings.Clone(value), time.Time{}, nil // a copy: the token may be the body's own bytes
 }
 
 func (a *authenticator) loginError(err error) error {
@@ -243,6 +246,18 @@ func (a *authenticator) loginError(err error) error {
 		return &backend.Error{Kind: be.Kind, RetryAfter: be.RetryAfter, Message: "login: " + a.redact(be.Message)}
 	}
 	return err
+}
+
+// quoteRefusal quotes the start of a refused login's answer. The credential values are blanked out of the
+// whole body first: quoting first could cut one in two, or fold the white space in one, and leave what no
+// longer matches in the message.
+func (a *authenticator) quoteRefusal(body []byte) string {
+	for _, s := range a.secrets {
+		if bytes.Contains(body, []byte(s)) {
+			body = bytes.ReplaceAll(body, []byte(s), []byte("[redacted]"))
+		}
+	}
+	return backend.Snippet(body)
 }
 
 // redact blanks the credential values out of a message.
@@ -265,7 +280,7 @@ func (a *authenticator) do(ctx context.Context, build func() (*http.Request, err
 		if a.attach != nil {
 			a.attach(req)
 		}
-		return a.client.Do(ctx, req)
+		return a.fetch(ctx, req)
 	}
 	expired := func(resp *backend.Response) bool {
 		yes, err := a.expired.evalBool(ctx, answerVars(resp, nil, "", nil), false)
@@ -281,7 +296,7 @@ func (a *authenticator) do(ctx context.Context, build func() (*http.Request, err
 		} else {
 			req.Header.Set(a.tokenHeader, strings.ReplaceAll(a.tokenFormat, "{token}", token))
 		}
-		return a.client.Do(ctx, req)
+		return a.fetch(ctx, req)
 	}, expired)
 	if err != nil {
 		return nil, err
@@ -293,26 +308,22 @@ func (a *authenticator) do(ctx context.Context, build func() (*http.Request, err
 	return resp, nil
 }
 
-// checkLogin logs in, so that Ready says the vendor accepts the credentials now. When a poll already holds a
-// session, it is dropped and a new one made, which then serves the polls.
-func (a *authenticator) checkLogin(ctx context.Context) error {
-	before := a.logins.n.Load()
-	_, generation, err := a.session.Get(ctx)
-	if err != nil || a.logins.n.Load() != before {
-		return err
+// fetch sends a request and refuses an answer whose JSON body is over the shape limits, before any
+// expression decodes it.
+func (a *authenticator) fetch(ctx context.Context, req *http.Request) (*backend.Response, error) {
+	resp, err := a.client.Do(ctx, req)
+	if err != nil {
+		return nil, err
 	}
-	a.session.Invalidate(generation)
-	_, _, err = a.session.Get(ctx)
-	return err
+	if err := checkBodyShape(resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
-// snippet quotes the start of a body on one line, for messages.
-func snippet(body []byte) string {
-	s := oneLine(string(body[:min(len(body), 1024)]))
-	if r := []rune(s); len(r) > 160 {
-		s = string(r[:160]) + "..."
-	}
-	return s
+// checkLogin logs in anew, so that Ready says the vendor accepts the credentials now.
+func (a *authenticator) checkLogin(ctx context.Context) error {
+	return backend.LogInAnew(ctx, a.session, a.logins)
 }
 
 // validHeaderName reports whether name is an HTTP header field name (an RFC 9110 token).

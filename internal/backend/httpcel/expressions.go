@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/ast"
@@ -37,8 +39,6 @@ const (
 	costLimit = 1_000_000
 	// interruptEvery is how many comprehension iterations pass between checks of the evaluation's context.
 	interruptEvery = 100
-	// maxMessage keeps a message or status word to one readable line.
-	maxMessage = 1024
 )
 
 // The variables of the expressions. response and followUp are maps rather than declared object types, so that
@@ -96,10 +96,21 @@ func mustEnv(vars ...cel.EnvOption) *cel.Env {
 }
 
 // parseJSONValue parses a string holding JSON, for vendors that nest a JSON document in a string field.
+// The string can be as long as the body, so it is decoded as the body is: in place, within the shape limits.
 func parseJSONValue(v ref.Val) ref.Val {
-	var out any
-	if err := json.Unmarshal([]byte(v.(types.String)), &out); err != nil {
+	s := string(v.(types.String))
+	raw := unsafe.Slice(unsafe.StringData(s), len(s)) // read only; the decoded strings reference s
+	if !json.Valid(raw) {
+		var out any
+		err := json.Unmarshal(raw, &out) // fails in its syntax check, before decoding anything
 		return types.NewErr("parseJSON: the string is not JSON: %v", err)
+	}
+	if problem := backend.JSONShapeProblem(raw, maxBodyDepth, maxBodyValues); problem != "" {
+		return types.NewErr("parseJSON: the string is JSON %s, more than the HTTP backend decodes", problem)
+	}
+	out, ok := decodeBody(raw)
+	if !ok {
+		return types.NewErr("parseJSON: the string is JSON with a number that does not fit a double")
 	}
 	return types.DefaultTypeAdapter.NativeToValue(out)
 }
@@ -324,7 +335,7 @@ func (x *expression) evalTime(ctx context.Context, vars map[string]any) (*time.T
 		}
 		at, err := time.Parse(time.RFC3339Nano, string(t))
 		if err != nil {
-			return nil, backend.Errorf(backend.KindTransient, "CEL expression %s yielded %q, which is not an RFC 3339 time", x.field, oneLine(string(t)))
+			return nil, backend.Errorf(backend.KindTransient, "CEL expression %s yielded %q, which is not an RFC 3339 time", x.field, backend.OneLine(string(t), backend.MaxWordLength))
 		}
 		return &at, nil
 	}
@@ -350,15 +361,21 @@ func (x *expression) evalJSON(ctx context.Context, vars map[string]any) (json.Ra
 		return nil, err
 	}
 	if s, ok := v.(types.String); ok {
+		// The string can be as long as the body (it may be the body): it is read in place, and the result is
+		// its one copy.
 		text := strings.TrimSpace(string(s))
+		raw := unsafe.Slice(unsafe.StringData(text), len(text)) // read only
 		switch {
 		case text == "":
 			return nil, nil
-		case json.Valid([]byte(text)):
-			return compactJSON([]byte(text)), nil
+		case json.Valid(raw):
+			compacted := backend.CompactJSON(raw)
+			if len(compacted) == len(raw) {
+				compacted = bytes.Clone(compacted) // raw itself, which must not be handed out
+			}
+			return compacted, nil
 		}
-		quoted, _ := json.Marshal(string(s))
-		return quoted, nil
+		return backend.QuoteJSON(unsafe.Slice(unsafe.StringData(string(s)), len(s))), nil
 	}
 	native, err := v.ConvertToNative(reflect.TypeFor[*structpb.Value]())
 	if err != nil {
@@ -368,7 +385,8 @@ func (x *expression) evalJSON(ctx context.Context, vars map[string]any) (json.Ra
 	if err != nil {
 		return nil, backend.Errorf(backend.KindTransient, "CEL expression %s yielded a value that cannot be written as JSON: %v", x.field, err)
 	}
-	return compactJSON(b), nil
+	// protojson may space its output; b is ours, so it is compacted over itself rather than copied.
+	return backend.CompactJSONInPlace(b), nil
 }
 
 func (x *expression) wrongType(v ref.Val, want string) error {
@@ -379,7 +397,7 @@ func (x *expression) wrongType(v ref.Val, want string) error {
 func describe(v ref.Val) string {
 	switch t := v.(type) {
 	case types.String:
-		return fmt.Sprintf("the string %q", oneLine(string(t)))
+		return fmt.Sprintf("the string %q", backend.OneLine(string(t), backend.MaxWordLength))
 	case types.Int, types.Uint, types.Double, types.Bool:
 		return fmt.Sprintf("the %s %v", v.Type().TypeName(), v.Value())
 	}
@@ -416,30 +434,26 @@ func responseValue(resp *backend.Response) map[string]any {
 	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
 		cookies[c.Name] = c.Value
 	}
+	text := bodyString(resp.Body) // no copy: the body is not changed, and what leaves the backend is cloned
+	if !utf8.ValidString(text) {
+		text = strings.ToValidUTF8(text, "\uFFFD")
+	}
 	return map[string]any{
 		"status":  int64(resp.StatusCode),
 		"headers": headers,
 		"cookies": cookies,
 		"body":    parseBody(resp.Body),
-		"text":    strings.ToValidUTF8(string(resp.Body), "\uFFFD"),
+		"text":    text,
 	}
 }
 
-// parseBody returns the JSON value of a body, or nil when it is empty or not JSON. Numbers are doubles, as in
+// parseBody returns the JSON value of a body, or nil when it is empty, not JSON or over the shape limits
+// (which checkBodyShape refuses before any expression sees the body). Numbers are doubles, as in
 // google.protobuf.Value.
 func parseBody(body []byte) any {
-	var v any
-	if len(body) == 0 || json.Unmarshal(body, &v) != nil {
+	v, ok := decodeBody(body)
+	if len(body) == 0 || !ok {
 		return nil
 	}
 	return v
-}
-
-// oneLine folds whitespace to single spaces and shortens the text to maxMessage runes.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
-	if r := []rune(s); len(r) > maxMessage {
-		s = string(r[:maxMessage]) + "..."
-	}
-	return s
 }

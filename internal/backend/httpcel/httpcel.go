@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
@@ -57,16 +56,15 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if settings == nil {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "field spec.http with path and expressions.phase is required for type HTTP")
 	}
-	base, err := url.Parse(cfg.Spec.URL)
-	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url %q is not an http or https URL", cfg.Spec.URL)
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
+	if err != nil {
+		return nil, err
 	}
-	base.RawQuery, base.Fragment = "", ""
 	if !strings.HasPrefix(settings.Path, "/") {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "field spec.http.path must start with /")
 	}
 	h := &httpBackend{
-		base:     strings.TrimSuffix(base.String(), "/"),
+		base:     base.String(),
 		client:   cfg.Client,
 		settings: *settings,
 		method:   string(settings.Method),
@@ -179,22 +177,28 @@ func (h *httpBackend) observe(ctx context.Context, vars map[string]any) (backend
 	}
 	switch p := v1alpha1.TaskPhase(phase); p {
 	case v1alpha1.TaskPhasePending, v1alpha1.TaskPhaseRunning, v1alpha1.TaskPhaseSucceeded, v1alpha1.TaskPhaseFailed:
-		obs.Phase = p
+		obs.Phase = v1alpha1.TaskPhase(strings.Clone(phase)) // the phase may be the body's own bytes
 	default:
-		return obs, backend.Errorf(backend.KindTransient, "CEL expression %sphase yielded %q; it must yield one of Pending, Running, Succeeded, Failed", fieldExpressions, oneLine(phase))
+		return obs, backend.Errorf(backend.KindTransient, "CEL expression %sphase yielded %q; it must yield one of Pending, Running, Succeeded, Failed", fieldExpressions, backend.OneLine(phase, backend.MaxWordLength))
 	}
 	if obs.Progress, err = h.progress.evalProgress(ctx, vars); err != nil {
 		return obs, err
 	}
 	for _, s := range []struct {
-		x   *expression
-		dst *string
-	}{{h.message, &obs.Message}, {h.vendorStatus, &obs.VendorStatus}, {h.taskName, &obs.TaskName}} {
+		x        *expression
+		dst      *string
+		maxChars int
+	}{
+		{h.message, &obs.Message, backend.MaxMessageLength},
+		{h.vendorStatus, &obs.VendorStatus, backend.MaxWordLength},
+		{h.taskName, &obs.TaskName, backend.MaxWordLength},
+	} {
 		v, err := s.x.evalString(ctx, vars)
 		if err != nil {
 			return obs, err
 		}
-		*s.dst = oneLine(v)
+		// A copy: the text may be the body's own bytes (see bodyString), which it must not keep alive.
+		*s.dst = strings.Clone(backend.OneLine(v, s.maxChars))
 	}
 	if obs.Result, err = h.result.evalJSON(ctx, vars); err != nil {
 		return obs, err
@@ -215,7 +219,7 @@ func (h *httpBackend) refusal(ctx context.Context, resp *backend.Response, vars 
 	if resp.StatusCode < 400 {
 		return backend.BadBody(resp, "not accepted by "+what)
 	}
-	return backend.ErrorForStatus(resp, oneLine(vendorText))
+	return backend.ErrorForStatus(resp, backend.OneLine(vendorText, backend.MaxMessageLength))
 }
 
 // send builds and sends one request about a task, with the backend's headers and credentials.
@@ -340,17 +344,4 @@ func isJSON(contentType string) bool {
 // basicAuth is the value of an Authorization header for HTTP Basic authentication.
 func basicAuth(username, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(username+":"+password))
-}
-
-// loginCounter counts logins, so that Check can tell whether the session it got is a fresh one.
-type loginCounter struct {
-	n       atomic.Uint64
-	onLogin func()
-}
-
-func (c *loginCounter) inc() {
-	c.n.Add(1)
-	if c.onLogin != nil {
-		c.onLogin()
-	}
 }

@@ -117,8 +117,9 @@ func TestEvaluationErrorsAreClearTransientErrors(t *testing.T) {
 			want: "spec.http.expressions.message: evaluation stopped: it exceeded the cost limit",
 		},
 		"time limit": {
-			body: `{"state": "Running", "items": [` + strings.Repeat("1,", 200000) + `1]}`,
-			x:    v1alpha1.HTTPExpressions{Message: "response.body.items.all(i, i > 0.0) ? 'x' : 'y'"},
+			// A long list, but not from the body, whose decoded size is bounded (maxBodyValues).
+			body: `{"state": "Running"}`,
+			x:    v1alpha1.HTTPExpressions{Message: "lists.range(200000).all(i, i >= 0) ? 'x' : 'y'"},
 			want: "spec.http.expressions.message: evaluation stopped: it ran longer than 1s",
 		},
 	}
@@ -272,6 +273,34 @@ func TestLoginErrorsNeverShowCredentials(t *testing.T) {
 	_, err = New(backend.Config{Spec: spec, Client: newClient(), Credentials: creds("username", "alice", "password", "s3cr3t-pw")})
 	if backend.KindOf(err) != backend.KindInvalidConfig || strings.Contains(err.Error(), "s3cr3t-pw") {
 		t.Errorf("New with a failing login body: %v (%s)", err, backend.KindOf(err))
+	}
+}
+
+func TestLoginRefusalNeverQuotesPartOfACredential(t *testing.T) {
+	for name, password := range map[string]string{
+		"cut by the quote":    "s3cr3t-pw",
+		"folded by the quote": "s3cr3t  \n pw",
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				// A vendor that echoes the password where the quote of its answer ends.
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, strings.Repeat("x", backend.SnippetLength-4)+password+" is wrong")
+			}))
+			defer srv.Close()
+			spec := simpleSpec(srv.URL, v1alpha1.HTTPExpressions{})
+			spec.HTTP.Auth = &v1alpha1.HTTPAuth{Login: &v1alpha1.HTTPLogin{
+				Path: "/login", Body: "{'user': credentials.username, 'pass': credentials.password}", Token: "response.body.token",
+			}}
+			b, err := New(backend.Config{Spec: spec, Client: newClient(), Credentials: creds("username", "alice", "password", password)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = b.Check(context.Background())
+			if backend.KindOf(err) != backend.KindAuthentication || strings.Contains(err.Error(), "s3c") || !strings.Contains(err.Error(), "xxx[re") {
+				t.Errorf("Check: %v (%s); want the password blanked out before the quote is cut", err, backend.KindOf(err))
+			}
+		})
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/apigateway"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/networkinsight"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/trafficops"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/zstack"
@@ -26,7 +27,7 @@ import (
 )
 
 // simCreds are what the simulator accepts, for both the built-in and the generic backends.
-var simCreds = vendorsim.Credentials{Token: "sim-token", Username: "sim-user", Password: "sim-password"}
+var simCreds = backendtest.SimCredentials
 
 // loadSample reads the TaskBackend spec of config/samples/<name>.
 func loadSample(t testing.TB, name string) v1alpha1.TaskBackendSpec {

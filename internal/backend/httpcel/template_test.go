@@ -59,37 +59,27 @@ func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
 	rec, _ := runningVendor(t)
 	b := newHTTPBackend(t, httpSpec(rec.URL+"/base/", "/v1/{region}/jobs/{taskID}?id={taskID}", "/v1/{region}/jobs/{taskID}/progress",
 		map[string]string{"region": "eu-1"}))
-	for _, h := range backendtest.HostileTaskIDs {
-		_, err := b.PollWithParameters(context.Background(), h.ID, nil)
-		sent := rec.Take()
-		if h.Refused() {
-			wantRefused(t, err, fmt.Sprintf("taskID %q cannot be sent: ", h.ID), sent)
-			continue
-		}
-		want := []string{
-			"GET /base/v1/eu-1/jobs/" + h.Segment + "?id=" + url.QueryEscape(h.ID),
-			"GET /base/v1/eu-1/jobs/" + h.Segment + "/progress",
-		}
-		if err != nil || !cmp.Equal(sent, want) {
-			t.Errorf("ID %q: error %v, sent %q; want %q", h.ID, err, sent, want)
-		}
-	}
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "taskID",
+		func(id string) error { _, err := b.PollWithParameters(context.Background(), id, nil); return err },
+		func(h backendtest.HostileTaskID) []string {
+			return []string{
+				"GET /base/v1/eu-1/jobs/" + h.Segment + "?id=" + url.QueryEscape(h.ID),
+				"GET /base/v1/eu-1/jobs/" + h.Segment + "/progress",
+			}
+		})
 }
 
 func TestHostileParameterValuesNeverLeaveTheirSegment(t *testing.T) {
 	rec, _ := runningVendor(t)
 	b := newHTTPBackend(t, httpSpec(rec.URL, "/v2/{project}/instances/{instance}/tasks/{taskID}", "", map[string]string{"project": "p1"}))
-	for _, h := range backendtest.HostileTaskIDs {
-		_, err := b.PollWithParameters(context.Background(), "t1", map[string]string{"instance": h.ID})
-		sent := rec.Take()
-		if h.Refused() {
-			wantRefused(t, err, fmt.Sprintf("parameter instance %q cannot be sent: ", h.ID), sent)
-			continue
-		}
-		if want := []string{"GET /v2/p1/instances/" + h.Segment + "/tasks/t1"}; err != nil || !cmp.Equal(sent, want) {
-			t.Errorf("instance %q: error %v, sent %q; want %q", h.ID, err, sent, want)
-		}
-	}
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "parameter instance",
+		func(id string) error {
+			_, err := b.PollWithParameters(context.Background(), "t1", map[string]string{"instance": id})
+			return err
+		},
+		func(h backendtest.HostileTaskID) []string {
+			return []string{"GET /v2/p1/instances/" + h.Segment + "/tasks/t1"}
+		})
 }
 
 func TestTaskCannotOverrideTheBackendsParameters(t *testing.T) {

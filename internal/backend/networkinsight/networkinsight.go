@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -33,10 +32,8 @@ const (
 type networkInsight struct {
 	baseURL string
 	client  *backend.Client
+	// session logs in again once on a 401; a fixed token (backend.NewFixedSession) is never resent.
 	session *backend.Session[string]
-	// expired says when an answer means the token is no longer valid: a 401, but only for tokens this backend
-	// logged in for; a fixed token cannot be renewed, so resending it would only repeat the refusal.
-	expired func(*backend.Response) bool
 }
 
 // loginRequest is the body of POST /api/ni/auth/token.
@@ -54,11 +51,10 @@ type loginDomain struct {
 // New builds a Network Insight backend from a Secret holding username + password (token login) or token.
 // With both, the login is used, since it can be renewed when the token expires.
 func New(cfg backend.Config) (backend.Backend, error) {
-	base, err := url.Parse(strings.TrimSuffix(cfg.Spec.URL, "/"))
-	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url %q is not an http or https URL", cfg.Spec.URL)
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
+	if err != nil {
+		return nil, err
 	}
-	base.RawQuery, base.Fragment = "", ""
 	n := &networkInsight{baseURL: base.String(), client: cfg.Client}
 	switch {
 	case cfg.Credentials.Has("username", "password"):
@@ -75,10 +71,8 @@ func New(cfg backend.Config) (backend.Backend, error) {
 			return nil, backend.Errorf(backend.KindInvalidConfig, "cannot encode the login request")
 		}
 		n.session = backend.NewSession(n.login(body), refreshBefore, cfg.OnLogin).RetryRefusedLoginsAfter(cfg.PollInterval)
-		n.expired = backend.Unauthorized
 	case cfg.Credentials.Has("token"):
 		n.session = backend.NewFixedSession(cfg.Credentials.Get("token"))
-		n.expired = func(*backend.Response) bool { return false }
 	default:
 		return nil, backend.MissingCredentials([]string{"username", "password"}, []string{"token"})
 	}
@@ -144,7 +138,7 @@ func (n *networkInsight) get(ctx context.Context, taskID string) (*backend.Respo
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("Authorization", "NetworkInsight "+token)
 		return n.client.Do(ctx, req)
-	}, n.expired)
+	}, backend.Unauthorized)
 }
 
 // login returns the LoginFunc that posts the prepared login body. The body holds the password, so it is

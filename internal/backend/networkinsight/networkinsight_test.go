@@ -19,37 +19,16 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
 
-const (
-	simUser     = "sim-user"
-	simPassword = "sim-password-Secret!"
-	simToken    = "sim-fixed-token"
-)
-
 // dottedID is shaped like the request IDs that the save call hands out: they contain dots.
 const dottedID = "TASK_PROGRESS_application.APP_BULK_SAVE.1641321499579.0.04202820074723557"
 
-func newSim(t *testing.T) (*vendorsim.Simulator, string) {
-	t.Helper()
-	return vendorsim.Serve(t, vendorsim.Credentials{Token: simToken, Username: simUser, Password: simPassword})
-}
-
 func newBackend(t *testing.T, url string, creds backend.Credentials, settings *v1alpha1.NetworkInsightSettings) backend.Backend {
 	t.Helper()
-	client := backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000})
-	t.Cleanup(client.Close)
-	b, err := New(backend.Config{
-		Spec:        v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeNetworkInsight, URL: url, NetworkInsight: settings},
-		Credentials: creds,
-		Client:      client,
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return b
+	return backendtest.NewBackend(t, New, v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeNetworkInsight, URL: url, NetworkInsight: settings}, creds)
 }
 
 func loginCreds(password string) backend.Credentials {
-	return backend.Credentials{"username": []byte(simUser), "password": []byte(password)}
+	return backend.Credentials{"username": []byte(backendtest.SimUser), "password": []byte(password)}
 }
 
 func tokenCreds(token string) backend.Credentials {
@@ -62,17 +41,17 @@ func TestPollFollowsTheTaskWithEachCredentialMethod(t *testing.T) {
 		settings   *v1alpha1.NetworkInsightSettings
 		wantLogins int
 	}{
-		"token login, LOCAL domain by default": {creds: loginCreds(simPassword), wantLogins: 1},
-		"token login, LOCAL domain": {creds: loginCreds(simPassword), wantLogins: 1,
+		"token login, LOCAL domain by default": {creds: loginCreds(backendtest.SimPassword), wantLogins: 1},
+		"token login, LOCAL domain": {creds: loginCreds(backendtest.SimPassword), wantLogins: 1,
 			settings: &v1alpha1.NetworkInsightSettings{DomainType: v1alpha1.NetworkInsightDomainLocal}},
-		"token login, LDAP domain": {creds: loginCreds(simPassword), wantLogins: 1,
+		"token login, LDAP domain": {creds: loginCreds(backendtest.SimPassword), wantLogins: 1,
 			settings: &v1alpha1.NetworkInsightSettings{DomainType: v1alpha1.NetworkInsightDomainLDAP, Domain: vendorsim.NetworkInsightLDAPDomain}},
-		"fixed token": {creds: tokenCreds(simToken), wantLogins: 0},
+		"fixed token": {creds: tokenCreds(backendtest.SimToken), wantLogins: 0},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			sim.AddTask(dottedID,
 				vendorsim.Step{Phase: vendorsim.Pending},
 				vendorsim.Step{Phase: vendorsim.Running, Progress: 40},
@@ -112,9 +91,9 @@ func TestPollFollowsTheTaskWithEachCredentialMethod(t *testing.T) {
 
 func TestFailedTaskIsReportedWithTheVendorMessage(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask(dottedID, vendorsim.Step{Phase: vendorsim.Failed, Message: "NSX manager unreachable"})
-	obs, err := newBackend(t, url, tokenCreds(simToken), nil).Poll(context.Background(), dottedID)
+	obs, err := newBackend(t, url, tokenCreds(backendtest.SimToken), nil).Poll(context.Background(), dottedID)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(obs.Phase).To(Equal(v1alpha1.TaskPhaseFailed))
 	g.Expect(obs.VendorStatus).To(Equal("FAILED"))
@@ -141,9 +120,9 @@ func TestSimulatedErrorAnswersAreClassified(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			sim.AddTask(dottedID, tc.step)
-			_, err := newBackend(t, url, tokenCreds(simToken), nil).Poll(context.Background(), dottedID)
+			_, err := newBackend(t, url, tokenCreds(backendtest.SimToken), nil).Poll(context.Background(), dottedID)
 			g.Expect(backend.KindOf(err)).To(Equal(tc.wantKind))
 			g.Expect(err.Error()).To(ContainSubstring(tc.wantMsg))
 			if tc.step.RetryAfter > 0 {
@@ -156,17 +135,17 @@ func TestSimulatedErrorAnswersAreClassified(t *testing.T) {
 
 func TestUnknownRequestIDIsNotFound(t *testing.T) {
 	g := NewWithT(t)
-	_, url := newSim(t)
-	_, err := newBackend(t, url, loginCreds(simPassword), nil).Poll(context.Background(), "TASK_PROGRESS_application.APP_BULK_SAVE.1.0.1")
+	_, url := backendtest.StartSim(t)
+	_, err := newBackend(t, url, loginCreds(backendtest.SimPassword), nil).Poll(context.Background(), "TASK_PROGRESS_application.APP_BULK_SAVE.1.0.1")
 	g.Expect(backend.KindOf(err)).To(Equal(backend.KindNotFound))
 	g.Expect(err.Error()).To(ContainSubstring("Request id not found (code 404)"))
 }
 
 func TestExpiredTokenCausesExactlyOneLoginAgain(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask(dottedID, vendorsim.Step{Phase: vendorsim.Running, Progress: 10})
-	b := newBackend(t, url, loginCreds(simPassword), nil)
+	b := newBackend(t, url, loginCreds(backendtest.SimPassword), nil)
 	ctx := context.Background()
 
 	_, err := b.Poll(ctx, dottedID)
@@ -186,14 +165,14 @@ func TestExpiredTokenCausesExactlyOneLoginAgain(t *testing.T) {
 
 func TestConcurrentPollsAfterExpiryLogInOnce(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	const tasks = 16
 	ids := make([]string, tasks)
 	for i := range ids {
 		ids[i] = dottedID + "." + string(rune('a'+i))
 		sim.AddTask(ids[i], vendorsim.Step{Phase: vendorsim.Running, Progress: i})
 	}
-	b := newBackend(t, url, loginCreds(simPassword), nil)
+	b := newBackend(t, url, loginCreds(backendtest.SimPassword), nil)
 	ctx := context.Background()
 	_, err := b.Poll(ctx, ids[0])
 	g.Expect(err).NotTo(HaveOccurred())
@@ -228,7 +207,7 @@ func TestWrongCredentialsAreAnAuthenticationError(t *testing.T) {
 	}{
 		"wrong password": {creds: loginCreds("not-the-password"),
 			wantMsg: "Network Insight refused the login (HTTP 401)"},
-		"unknown LDAP domain": {creds: loginCreds(simPassword),
+		"unknown LDAP domain": {creds: loginCreds(backendtest.SimPassword),
 			settings: &v1alpha1.NetworkInsightSettings{DomainType: v1alpha1.NetworkInsightDomainLDAP, Domain: "other.example"},
 			wantMsg:  "Network Insight refused the login (HTTP 401)"},
 		"wrong fixed token": {creds: tokenCreds("not-the-token"),
@@ -237,7 +216,7 @@ func TestWrongCredentialsAreAnAuthenticationError(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			sim.AddTask(dottedID, vendorsim.Step{Phase: vendorsim.Running})
 			b := newBackend(t, url, tc.creds, tc.settings)
 			for _, call := range []func() error{
@@ -247,11 +226,7 @@ func TestWrongCredentialsAreAnAuthenticationError(t *testing.T) {
 				err := call()
 				g.Expect(backend.KindOf(err)).To(Equal(backend.KindAuthentication))
 				g.Expect(err.Error()).To(ContainSubstring(tc.wantMsg))
-				for _, secret := range [][]byte{tc.creds["password"], tc.creds["token"]} {
-					if len(secret) > 0 {
-						g.Expect(err.Error()).NotTo(ContainSubstring(string(secret)))
-					}
-				}
+				backendtest.ExpectNoSecret(g, err.Error(), tc.creds.Get("password"), tc.creds.Get("token"))
 			}
 			g.Expect(sim.Polls(dottedID)).To(BeZero())
 		})
@@ -318,8 +293,8 @@ func TestRequestsAreTheDocumentedOnes(t *testing.T) {
 
 func TestSimulatorAnswersRequestIDsThatNeedEscaping(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
-	b := newBackend(t, url, tokenCreds(simToken), nil)
+	sim, url := backendtest.StartSim(t)
+	b := newBackend(t, url, tokenCreds(backendtest.SimToken), nil)
 	for _, id := range []string{"with/slash", "with space", "q?x=1", "100%"} {
 		sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running, Progress: 5})
 		_, err := b.Poll(context.Background(), id)
@@ -333,13 +308,13 @@ func TestCheck(t *testing.T) {
 		creds      backend.Credentials
 		wantLogins int
 	}{
-		"token login": {creds: loginCreds(simPassword), wantLogins: 1},
-		"fixed token": {creds: tokenCreds(simToken)},
+		"token login": {creds: loginCreds(backendtest.SimPassword), wantLogins: 1},
+		"fixed token": {creds: tokenCreds(backendtest.SimToken)},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			g.Expect(newBackend(t, url, tc.creds, nil).Check(context.Background())).To(Succeed())
 			g.Expect(sim.Logins("NetworkInsight")).To(Equal(tc.wantLogins))
 			g.Expect(sim.Polls(checkRequestID)).To(BeZero())
@@ -352,8 +327,8 @@ func TestCheckAtAWrongURL(t *testing.T) {
 		creds    backend.Credentials
 		wantKind backend.ErrorKind
 	}{
-		"token login": {creds: loginCreds(simPassword), wantKind: backend.KindInvalidConfig},
-		"fixed token": {creds: tokenCreds(simToken), wantKind: backend.KindTransient},
+		"token login": {creds: loginCreds(backendtest.SimPassword), wantKind: backend.KindInvalidConfig},
+		"fixed token": {creds: tokenCreds(backendtest.SimToken), wantKind: backend.KindTransient},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -406,21 +381,14 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 }
 
 func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
-	g := NewWithT(t)
 	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"IN_PROGRESS","progress":1}`)
 	})
-	b := newBackend(t, rec.URL+"/base/", tokenCreds(simToken), nil)
-	for _, h := range backendtest.HostileTaskIDs {
-		_, err := b.Poll(context.Background(), h.ID)
-		if h.Refused() {
-			g.Expect(backend.KindOf(err)).To(Equal(backend.KindTerminal), h.ID)
-			g.Expect(err.Error()).To(HavePrefix("taskID %q cannot be sent: ", h.ID))
-			g.Expect(rec.Take()).To(BeEmpty(), "nothing is sent for %q", h.ID)
-			continue
-		}
-		g.Expect(err).NotTo(HaveOccurred(), h.ID)
-		g.Expect(rec.Take()).To(Equal([]string{"GET /base/api/ni/groups/task/progress/" + h.Segment}), h.ID)
-	}
+	b := newBackend(t, rec.URL+"/base/", tokenCreds(backendtest.SimToken), nil)
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "taskID",
+		func(id string) error { _, err := b.Poll(context.Background(), id); return err },
+		func(h backendtest.HostileTaskID) []string {
+			return []string{"GET /base/api/ni/groups/task/progress/" + h.Segment}
+		})
 }

@@ -3,10 +3,12 @@ package networkinsight
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
@@ -15,15 +17,16 @@ import (
 // progressReply is the documented 200 body of GET /api/ni/groups/task/progress/{requestId}
 // (SaveBulkDiscoveredAppProgressResponse). Every field is documented as optional.
 type progressReply struct {
-	RequestID string  `json:"request_id"`
-	TaskName  string  `json:"task_name"`
-	Status    *string `json:"status"`
+	RequestID backend.BoundedString  `json:"request_id"`
+	TaskName  backend.BoundedString  `json:"task_name"`
+	Status    *backend.BoundedString `json:"status"`
 	// Progress is a double; the task is complete at 100.
 	Progress *float64 `json:"progress"`
 	// StartTime is epoch milliseconds, documented as int64; a float such as 1.641321499579E12 decodes too.
 	StartTime *float64 `json:"start_time"`
-	// AppSaveResponse is kept raw: it is the task's result, passed on as the vendor wrote it.
-	AppSaveResponse json.RawMessage `json:"app_save_response"`
+	// AppSaveResponse is counted in place, one item at a time: it can hold a million items within the body
+	// limit. It is the task's result too, which appSaveResponseIn finds in the body.
+	AppSaveResponse appSaveSummary `json:"app_save_response"`
 }
 
 // appSaveItem is one application's save outcome. The reference example spells its keys in camelCase
@@ -36,16 +39,108 @@ type appSaveItem struct {
 	ErrorMessage string
 }
 
-func (it *appSaveItem) UnmarshalJSON(b []byte) error {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
-		return err
+// appSaveFields are an item's fields as they stand in the body, each spelling apart: raw JSON values,
+// decoded only for the item that is quoted.
+type appSaveFields struct {
+	entityID, entityIDSnake, name, responseCode, responseCodeSnake, errorMessage, errorMessageSnake []byte
+}
+
+func readAppSaveFields(item []byte) appSaveFields {
+	var f appSaveFields
+	_ = backend.EachJSONMember(item, func(key, value []byte) error {
+		// Matched exactly, as the map keys these fields were once looked up in.
+		for _, field := range []struct {
+			name string
+			dst  *[]byte
+		}{
+			{"entityId", &f.entityID}, {"entity_id", &f.entityIDSnake}, {"name", &f.name},
+			{"responseCode", &f.responseCode}, {"response_code", &f.responseCodeSnake},
+			{"errorMessage", &f.errorMessage}, {"error_message", &f.errorMessageSnake},
+		} {
+			if backend.JSONKeyEquals(key, field.name) {
+				*field.dst = value
+			}
+		}
+		return nil
+	})
+	return f
+}
+
+// first returns the first of the values that is present and not null.
+func first(values ...[]byte) []byte {
+	for _, v := range values {
+		if !backend.IsJSONNull(v) {
+			return v
+		}
 	}
-	it.EntityID = textField(fields, "entityId", "entity_id")
-	it.Name = textField(fields, "name")
-	it.ResponseCode = textField(fields, "responseCode", "response_code")
-	it.ErrorMessage = textField(fields, "errorMessage", "error_message")
 	return nil
+}
+
+// failed is appSaveItem.failed on the raw fields, without decoding them: a response code other than
+// SUCCESS, or, with no code at all, an error message.
+func (f appSaveFields) failed() bool {
+	var buf [64]byte
+	if code := first(f.responseCode, f.responseCodeSnake); code != nil {
+		text := backend.AppendJSONText(buf[:0], code, len(buf))
+		text = bytes.TrimFunc(text, isSpaceOrControl) // as backend.OneLine folds it
+		return len(text) > 0 && !bytes.EqualFold(text, []byte("SUCCESS"))
+	}
+	message := first(f.errorMessage, f.errorMessageSnake)
+	return message != nil && len(bytes.TrimSpace(backend.AppendJSONText(buf[:0], message, len(buf)))) > 0
+}
+
+// item decodes the fields of the one item a message quotes.
+func (f appSaveFields) item() appSaveItem {
+	text := func(raw []byte, maxChars int) string {
+		return backend.OneLine(backend.JSONText(raw, backend.MaxTextBytes), maxChars)
+	}
+	return appSaveItem{
+		EntityID:     text(first(f.entityID, f.entityIDSnake), backend.MaxWordLength),
+		Name:         text(f.name, backend.MaxWordLength),
+		ResponseCode: text(first(f.responseCode, f.responseCodeSnake), backend.MaxWordLength),
+		ErrorMessage: text(first(f.errorMessage, f.errorMessageSnake), backend.MaxMessageLength),
+	}
+}
+
+// appSaveSummary is what the message says of app_save_response: how many items, how many failed, and the
+// first failed one.
+type appSaveSummary struct {
+	present       bool
+	items, failed int
+	firstFailed   appSaveItem
+}
+
+var (
+	errAppSaveNotArray   = errors.New("app_save_response is not an array")
+	errAppSaveNotObjects = errors.New("app_save_response items are not objects")
+)
+
+func (s *appSaveSummary) UnmarshalJSON(b []byte) error {
+	*s = appSaveSummary{}
+	if backend.IsJSONNull(b) {
+		return nil
+	}
+	if backend.JSONKind(b) != '[' {
+		return errAppSaveNotArray
+	}
+	s.present = true
+	return backend.EachJSONElement(b, func(raw []byte) error {
+		switch backend.JSONKind(raw) {
+		case 'n':
+			s.items++ // a null item is an empty one
+			return nil
+		case '{':
+		default:
+			return errAppSaveNotObjects
+		}
+		s.items++
+		if f := readAppSaveFields(raw); f.failed() {
+			if s.failed++; s.failed == 1 {
+				s.firstFailed = f.item()
+			}
+		}
+		return nil
+	})
 }
 
 // failed reports whether the application was not saved: a response code other than SUCCESS, or, with no
@@ -74,50 +169,117 @@ func (it appSaveItem) String() string {
 	return it.ResponseCode + it.ErrorMessage
 }
 
-// textField returns the first of keys present in fields, as text: a JSON string unquoted, anything else as
-// written (an entity ID sent as a number is still worth showing).
-func textField(fields map[string]json.RawMessage, keys ...string) string {
-	for _, k := range keys {
-		raw, ok := fields[k]
-		if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-			continue
-		}
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return oneLine(s)
-		}
-		return oneLine(string(raw))
-	}
-	return ""
+// errorReply is the documented body of 401, 404 and 500 (UnauthorizedResponse, NotFoundResponse,
+// InternalErrorResponse). code is an int32 in the reference; it is read as text so that a string code still
+// reads.
+type errorReply struct {
+	Code    vendorCode            `json:"code"`
+	Message backend.BoundedString `json:"message"`
+	Details errorDetails          `json:"details"`
 }
 
-// errorReply is the documented body of 401, 404 and 500 (UnauthorizedResponse, NotFoundResponse,
-// InternalErrorResponse). code is an int32 in the reference; it is kept raw so that a string code still reads.
-type errorReply struct {
-	Code    json.RawMessage `json:"code"`
-	Message string          `json:"message"`
-	Details []struct {
-		Code    json.RawMessage `json:"code"`
-		Message string          `json:"message"`
-		Target  []string        `json:"target"`
-	} `json:"details"`
+// errorDetail is one entry of details.
+type errorDetail struct {
+	Code    vendorCode            `json:"code"`
+	Message backend.BoundedString `json:"message"`
+	Target  targets               `json:"target"`
+}
+
+// vendorCode is a code of any JSON type, as one line of text.
+type vendorCode string
+
+func (c *vendorCode) UnmarshalJSON(b []byte) error {
+	*c = vendorCode(backend.OneLine(backend.JSONText(b, backend.MaxTextBytes), backend.MaxWordLength))
+	return nil
+}
+
+// errorDetails keeps the first of the details, which is all a message quotes; the others are only checked to
+// be of the documented shape, in place.
+type errorDetails struct {
+	count int
+	first errorDetail
+}
+
+var errNotDetails = errors.New("details is not a list of {code, message, target}")
+
+func (d *errorDetails) UnmarshalJSON(b []byte) error {
+	*d = errorDetails{}
+	if backend.IsJSONNull(b) {
+		return nil
+	}
+	if backend.JSONKind(b) != '[' {
+		return errNotDetails
+	}
+	return backend.EachJSONElement(b, func(raw []byte) error {
+		if d.count++; d.count == 1 {
+			return json.Unmarshal(raw, &d.first)
+		}
+		switch backend.JSONKind(raw) {
+		case 'n':
+			return nil
+		case '{':
+		default:
+			return errNotDetails
+		}
+		return backend.EachJSONMember(raw, func(key, value []byte) error {
+			kind := backend.JSONKind(value)
+			switch {
+			case backend.JSONKeyIs(key, "message") && kind != '"' && kind != 'n':
+				return errNotDetails
+			case backend.JSONKeyIs(key, "target"):
+				return (&targets{}).UnmarshalJSON(value)
+			}
+			return nil
+		})
+	})
+}
+
+// targets is a detail's target list, joined with ", " up to backend.MaxTextBytes.
+type targets struct {
+	count  int
+	joined string
+}
+
+func (t *targets) UnmarshalJSON(b []byte) error {
+	*t = targets{}
+	if backend.IsJSONNull(b) {
+		return nil
+	}
+	if backend.JSONKind(b) != '[' {
+		return errNotDetails
+	}
+	var joined []byte
+	err := backend.EachJSONElement(b, func(raw []byte) error {
+		if kind := backend.JSONKind(raw); kind != '"' && kind != 'n' {
+			return errNotDetails
+		}
+		if t.count++; len(joined) < backend.MaxTextBytes {
+			if t.count > 1 {
+				joined = append(joined, ", "...)
+			}
+			joined = backend.AppendJSONText(joined, raw, backend.MaxTextBytes-len(joined))
+		}
+		return nil
+	})
+	t.joined = string(joined)
+	return err
 }
 
 // String quotes the vendor's code and message, and the first detail when it adds something.
 func (e errorReply) String() string {
-	msg := oneLine(e.Message)
-	if code := codeText(e.Code); code != "" {
+	msg := backend.OneLine(string(e.Message), backend.MaxMessageLength)
+	if code := string(e.Code); code != "" {
 		if msg == "" {
 			msg = "code " + code
 		} else {
 			msg = fmt.Sprintf("%s (code %s)", msg, code)
 		}
 	}
-	if len(e.Details) > 0 {
-		d := e.Details[0]
-		if detail := oneLine(d.Message); detail != "" && detail != oneLine(e.Message) {
-			if len(d.Target) > 0 {
-				detail += " [" + oneLine(strings.Join(d.Target, ", ")) + "]"
+	if e.Details.count > 0 {
+		d := e.Details.first
+		if detail := backend.OneLine(string(d.Message), backend.MaxMessageLength); detail != "" && detail != backend.OneLine(string(e.Message), backend.MaxMessageLength) {
+			if d.Target.count > 0 {
+				detail += " [" + backend.OneLine(d.Target.joined, backend.MaxMessageLength) + "]"
 			}
 			if msg == "" {
 				return detail
@@ -129,31 +291,19 @@ func (e errorReply) String() string {
 }
 
 func (e errorReply) empty() bool {
-	return codeText(e.Code) == "" && e.Message == "" && len(e.Details) == 0
-}
-
-func codeText(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return oneLine(s)
-	}
-	return oneLine(string(raw))
+	return e.Code == "" && e.Message == "" && e.Details.count == 0
 }
 
 // loginReply is the answer to POST /api/ni/auth/token.
 type loginReply struct {
-	Token string `json:"token"`
+	Token backend.BoundedString `json:"token"`
 	// Expiry is documented as epoch seconds, but every example shows 13-digit milliseconds.
 	Expiry *float64 `json:"expiry"`
 }
 
 // statusWords maps status words to phases. Only FINISHED is documented; the failure words are inferred, and
 // the running words are the ones VMware task APIs use, listed so that they are not reported as unknown.
-var statusWords = map[string]v1alpha1.TaskPhase{
+var statusWords = backend.StatusWords{
 	"FINISHED":    v1alpha1.TaskPhaseSucceeded,
 	"FAILED":      v1alpha1.TaskPhaseFailed,
 	"ERROR":       v1alpha1.TaskPhaseFailed,
@@ -174,18 +324,21 @@ func parseProgressReply(resp *backend.Response) (backend.Observation, error) {
 	}
 	var reply progressReply
 	if err := json.Unmarshal(resp.Body, &reply); err != nil {
+		if errors.Is(err, errAppSaveNotArray) || errors.Is(err, errAppSaveNotObjects) {
+			return backend.Observation{}, backend.BadBody(resp, err.Error())
+		}
 		return backend.Observation{}, backend.BadBody(resp, "not a JSON task progress object")
 	}
 	if reply.Status == nil && reply.Progress == nil {
 		return backend.Observation{}, backend.BadBody(resp, "neither status nor progress")
 	}
-	obs := backend.Observation{TaskName: oneLine(reply.TaskName), Phase: v1alpha1.TaskPhaseRunning}
+	obs := backend.Observation{TaskName: backend.OneLine(string(reply.TaskName), backend.MaxWordLength), Phase: v1alpha1.TaskPhaseRunning}
 	if reply.Status != nil {
-		obs.VendorStatus = oneLine(*reply.Status)
+		obs.VendorStatus = backend.OneLine(string(*reply.Status), backend.MaxWordLength)
 	}
-	word := strings.ToUpper(strings.TrimSpace(obs.VendorStatus))
-	phase, known := statusWords[word]
-	obs.UnknownStatus = word != "" && !known
+	// VendorStatus is folded by OneLine, so it has no space to trim.
+	phase, known := statusWords.Phase(obs.VendorStatus)
+	obs.UnknownStatus = obs.VendorStatus != "" && !known
 	switch {
 	case phase == v1alpha1.TaskPhaseFailed:
 		// An explicit failure word wins over a progress of 100.
@@ -199,51 +352,36 @@ func parseProgressReply(resp *backend.Response) (backend.Observation, error) {
 	if reply.StartTime != nil {
 		obs.StartTime = backend.EpochTime(*reply.StartTime)
 	}
-	items, result, err := readAppSaveResponse(reply.AppSaveResponse)
-	if err != nil {
-		return backend.Observation{}, backend.BadBody(resp, err.Error())
+	if reply.AppSaveResponse.present {
+		obs.Result = appSaveResponseIn(resp.Body)
 	}
-	obs.Result = result
-	obs.Message = summarize(obs.Phase, items)
+	obs.Message = summarize(obs.Phase, reply.AppSaveResponse)
 	return obs, nil
 }
 
-// readAppSaveResponse decodes the items of app_save_response and returns them with the array as compact
-// JSON; an absent or null array is no result.
-func readAppSaveResponse(raw json.RawMessage) ([]appSaveItem, json.RawMessage, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil, nil, nil
-	}
-	if raw[0] != '[' {
-		return nil, nil, fmt.Errorf("app_save_response is not an array")
-	}
-	var items []appSaveItem
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, nil, fmt.Errorf("app_save_response items are not objects")
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
-		return nil, nil, fmt.Errorf("app_save_response is not JSON")
-	}
-	return items, compact.Bytes(), nil
+// appSaveResponseIn returns the app_save_response array of a valid progress body as compact JSON, referencing
+// the body when the array is already compact. Like encoding/json, it takes the last member of that name,
+// matched ignoring case.
+func appSaveResponseIn(body []byte) json.RawMessage {
+	var raw []byte
+	_ = backend.EachJSONMember(body, func(key, value []byte) error {
+		if backend.JSONKeyIs(key, "app_save_response") {
+			raw = value
+		}
+		return nil
+	})
+	return backend.CompactJSON(raw)
 }
 
 // summarize says how the applications fared: a finished task may still have failed to save some of them.
-func summarize(phase v1alpha1.TaskPhase, items []appSaveItem) string {
-	var failed []appSaveItem
-	for _, it := range items {
-		if it.failed() {
-			failed = append(failed, it)
-		}
-	}
+func summarize(phase v1alpha1.TaskPhase, items appSaveSummary) string {
 	switch {
-	case phase == v1alpha1.TaskPhaseSucceeded && len(failed) > 0:
-		return fmt.Sprintf("%d of %d applications failed to save: %s", len(failed), len(items), failed[0])
-	case phase == v1alpha1.TaskPhaseSucceeded && len(items) > 0:
-		return fmt.Sprintf("Saved %d applications", len(items))
-	case phase == v1alpha1.TaskPhaseFailed && len(failed) > 0:
-		return failed[0].String()
+	case phase == v1alpha1.TaskPhaseSucceeded && items.failed > 0:
+		return fmt.Sprintf("%d of %d applications failed to save: %s", items.failed, items.items, items.firstFailed)
+	case phase == v1alpha1.TaskPhaseSucceeded && items.items > 0:
+		return fmt.Sprintf("Saved %d applications", items.items)
+	case phase == v1alpha1.TaskPhaseFailed && items.failed > 0:
+		return items.firstFailed.String()
 	}
 	return ""
 }
@@ -277,7 +415,7 @@ func parseLoginReply(resp *backend.Response, now time.Time, margin time.Duration
 	if err := json.Unmarshal(resp.Body, &reply); err != nil {
 		return "", time.Time{}, backend.BadBody(resp, "login answer is not JSON")
 	}
-	if strings.TrimSpace(reply.Token) == "" {
+	if strings.TrimSpace(string(reply.Token)) == "" {
 		return "", time.Time{}, backend.Errorf(backend.KindTransient,
 			"Network Insight login answered HTTP %d without a token", resp.StatusCode)
 	}
@@ -287,7 +425,7 @@ func parseLoginReply(resp *backend.Response, now time.Time, margin time.Duration
 			expiry = *at
 		}
 	}
-	return reply.Token, expiry, nil
+	return string(reply.Token), expiry, nil
 }
 
 // loginError classifies a refused login. A login is not a task, so a 404 or 400 here is a configuration
@@ -318,11 +456,5 @@ func loginError(resp *backend.Response) error {
 	return backend.BadBody(resp, "unexpected login status")
 }
 
-// oneLine folds vendor text to a single line, so that it fits a status message.
-func oneLine(s string) string {
-	s = strings.ToValidUTF8(s, "?")
-	if !strings.ContainsAny(s, "\r\n\t") {
-		return s
-	}
-	return strings.Join(strings.Fields(s), " ")
-}
+// isSpaceOrControl is what backend.OneLine drops from the ends of a text.
+func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }

@@ -12,39 +12,14 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 )
 
 // docExample is the 200 example of "Get Bulk Application Task Progress".
-const docExample = `{
-    "request_id": "TASK_PROGRESS_application.APP_BULK_SAVE.1641321499579.0.04202820074723557",
-    "task_name": "APP_BULK_SAVE",
-    "status": "FINISHED",
-    "progress": 100,
-    "start_time": 1641321499579,
-    "app_save_response": [
-        {
-            "entityId": "18203:565:2854896465419091802",
-            "name": "support-app-web",
-            "responseCode": "ALREADY_SAVED_APPLICATION",
-            "errorMessage": "Application email-app is already saved."
-        }
-    ]
-}`
+var docExample = backendtest.Example("task-progress-200-finished.json")
 
 // docErrorExample is the documented body of 401, 404 and 500.
-const docErrorExample = `{
-    "code": 0,
-    "message": "string",
-    "details": [
-        {
-            "code": 0,
-            "message": "string",
-            "target": [
-                "string"
-            ]
-        }
-    ]
-}`
+var docErrorExample = backendtest.Example("error-response.json")
 
 func reply(status int, body string) *backend.Response {
 	return &backend.Response{StatusCode: status, Header: http.Header{}, Body: []byte(body)}

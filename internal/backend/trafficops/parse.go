@@ -1,45 +1,118 @@
 package trafficops
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
 )
 
-// alert is one entry of the "alerts" list that every Traffic Ops answer may carry, and the whole of an error
-// answer.
-type alert struct {
-	Text  string `json:"text"`
-	Level string `json:"level"`
+// alertList is the "alerts" list that every Traffic Ops answer may carry, and the whole of an error answer: a
+// list of {text, level}. It is read in place, one alert at a time, since a hostile answer can hold a million
+// of them; the texts are joined up to maxAlertText, which is more than a status message shows.
+type alertList struct {
+	errors, all []byte
+}
+
+const maxAlertText = 4 << 10
+
+var errNotAlerts = errors.New("alerts is not a list of {text, level}")
+
+func (l *alertList) UnmarshalJSON(b []byte) error {
+	*l = alertList{}
+	if backend.IsJSONNull(b) {
+		return nil
+	}
+	if backend.JSONKind(b) != '[' {
+		return errNotAlerts
+	}
+	return backend.EachJSONElement(b, func(raw []byte) error {
+		switch backend.JSONKind(raw) {
+		case 'n':
+			return nil
+		case '{':
+		default:
+			return errNotAlerts
+		}
+		var text, level []byte
+		if err := backend.EachJSONMember(raw, func(key, value []byte) error {
+			kind := backend.JSONKind(value)
+			switch {
+			case backend.JSONKeyIs(key, "text"):
+				text = value
+			case backend.JSONKeyIs(key, "level"):
+				level = value
+			default:
+				return nil
+			}
+			if kind != '"' && kind != 'n' {
+				return errNotAlerts
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(l.errors) >= maxAlertText && len(l.all) >= maxAlertText {
+			return nil // enough text: the rest are only checked
+		}
+		line := backend.OneLine(backend.JSONText(text, maxAlertText), backend.MaxMessageLength)
+		if line == "" {
+			return nil
+		}
+		l.all = appendAlert(l.all, line)
+		var levelBuf [8]byte
+		if bytes.EqualFold(backend.AppendJSONText(levelBuf[:0], level, len(levelBuf)), []byte("error")) {
+			l.errors = appendAlert(l.errors, line)
+		}
+		return nil
+	})
+}
+
+func appendAlert(joined []byte, text string) []byte {
+	if len(joined) >= maxAlertText {
+		return joined
+	}
+	if len(joined) > 0 {
+		joined = append(joined, "; "...)
+	}
+	return append(joined, text...)
+}
+
+// text joins the texts of the error alerts, or of all alerts when none is marked error.
+func (l alertList) text() string {
+	if len(l.errors) > 0 {
+		return string(l.errors)
+	}
+	return string(l.all)
 }
 
 // statusReply is the documented envelope of an async_status answer.
 type statusReply struct {
 	Response *asyncStatus `json:"response"`
-	Alerts   []alert      `json:"alerts"`
+	Alerts   alertList    `json:"alerts"`
 }
 
 // asyncStatus is the documented response object. The id is not read: the operator knows which job it asked
 // about.
 type asyncStatus struct {
-	Status    *string `json:"status"`
-	StartTime *string `json:"start_time"`
+	Status    *backend.BoundedString `json:"status"`
+	StartTime *backend.BoundedString `json:"start_time"`
 	// EndTime is documented as null until the job completes; the real server leaves it out instead.
-	EndTime *string `json:"end_time"`
-	Message string  `json:"message"`
+	EndTime *backend.BoundedString `json:"end_time"`
+	Message backend.BoundedString  `json:"message"`
 }
 
 // alertsReply is the body of an error answer and of a login answer.
 type alertsReply struct {
-	Alerts []alert `json:"alerts"`
+	Alerts alertList `json:"alerts"`
 }
 
 // phaseOfStatus maps the documented status words.
-var phaseOfStatus = map[string]v1alpha1.TaskPhase{
+var phaseOfStatus = backend.StatusWords{
 	"PENDING":   v1alpha1.TaskPhaseRunning,
 	"SUCCEEDED": v1alpha1.TaskPhaseSucceeded,
 	"FAILED":    v1alpha1.TaskPhaseFailed,
@@ -65,28 +138,24 @@ func parseStatusReply(resp *backend.Response) (backend.Observation, error) {
 	}
 	r := reply.Response
 	obs := backend.Observation{
-		VendorStatus:   *r.Status,
-		Message:        oneLine(r.Message),
+		VendorStatus:   string(*r.Status),
+		Message:        backend.OneLine(string(r.Message), backend.MaxMessageLength),
 		StartTime:      parseTime(r.StartTime),
 		CompletionTime: parseTime(r.EndTime),
 	}
-	phase, known := phaseOfStatus[strings.ToUpper(*r.Status)]
-	if !known {
-		phase = v1alpha1.TaskPhaseRunning
-		obs.UnknownStatus = true
-	}
-	obs.Phase = phase
+	phase, known := phaseOfStatus.Phase(obs.VendorStatus)
+	obs.Phase, obs.UnknownStatus = phase, !known
 	return obs, nil
 }
 
 // parseTime reads a documented time (RFC 3339 with fractional seconds). A time that is absent, null or not of
 // that shape is left out rather than failing the poll: the status is what matters, and the operator then
 // uses the time it saw the job start or finish.
-func parseTime(s *string) *time.Time {
+func parseTime(s *backend.BoundedString) *time.Time {
 	if s == nil {
 		return nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, *s)
+	t, err := time.Parse(time.RFC3339Nano, string(*s))
 	if err != nil {
 		return nil
 	}
@@ -140,21 +209,7 @@ func alertText(body []byte) string {
 	if json.Unmarshal(body, &reply) != nil {
 		return ""
 	}
-	var errs, all []string
-	for _, a := range reply.Alerts {
-		text := oneLine(a.Text)
-		if text == "" {
-			continue
-		}
-		all = append(all, text)
-		if strings.EqualFold(a.Level, "error") {
-			errs = append(errs, text)
-		}
-	}
-	if len(errs) == 0 {
-		errs = all
-	}
-	return strings.Join(errs, "; ")
+	return reply.Alerts.text()
 }
 
 func prefixed(text string) string {
@@ -162,14 +217,4 @@ func prefixed(text string) string {
 		return ""
 	}
 	return ": " + text
-}
-
-// oneLine keeps a vendor text to one line of bounded length, for status messages.
-func oneLine(s string) string {
-	const maxRunes = 512
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxRunes {
-		s = string(r[:maxRunes]) + "..."
-	}
-	return s
 }

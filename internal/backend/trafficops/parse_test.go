@@ -10,18 +10,11 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 )
 
 // docExample is the response example of the async_status page.
-const docExample = `{ "response":
-{
-"id":1,
-"status":"PENDING",
-"start_time":"2021-02-18T17:13:56.352261Z",
-"end_time":null,
-"message":"Async job has started."
-}
-}`
+var docExample = backendtest.Example("async-status-200-pending.json")
 
 var docStart = time.Date(2021, 2, 18, 17, 13, 56, 352261000, time.UTC)
 

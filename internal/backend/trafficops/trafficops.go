@@ -11,9 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
@@ -37,16 +35,16 @@ type trafficOps struct {
 	// login names the configured login for messages: `login as user "admin"` or `token login`.
 	login   string
 	session *backend.Session[*cookies]
-	// logins counts successful logins, so that Check can tell whether the session it got is a fresh one.
-	logins atomic.Uint64
+	// logins counts the session's logins, for Check.
+	logins *backend.LoginCounter
 }
 
 // New builds a Traffic Ops backend from a Secret holding username + password (cookie login) or token (token
 // login). When both sets are present, username + password is used.
 func New(cfg backend.Config) (backend.Backend, error) {
-	base, err := url.Parse(strings.TrimSuffix(cfg.Spec.URL, "/"))
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
 	if err != nil {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url is not a URL: %v", err)
+		return nil, err
 	}
 	version := defaultAPIVersion
 	if cfg.Spec.TrafficOps != nil && cfg.Spec.TrafficOps.APIVersion != "" {
@@ -55,7 +53,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if !apiVersionPattern.MatchString(version) {
 		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.trafficOps.apiVersion %q is not a version like \"5.0\"", version)
 	}
-	t := &trafficOps{base: base, version: version, client: cfg.Client}
+	t := &trafficOps{base: base, version: version, client: cfg.Client, logins: backend.NewLoginCounter(cfg.OnLogin)}
 
 	var path string
 	var body any
@@ -77,12 +75,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	loginURL := t.base.JoinPath("api", t.version, "user", path).String()
 	t.session = backend.NewSession(func(ctx context.Context) (*cookies, time.Time, error) {
 		return t.doLogin(ctx, loginURL, loginBody)
-	}, 0, func() {
-		t.logins.Add(1)
-		if cfg.OnLogin != nil {
-			cfg.OnLogin()
-		}
-	}).RetryRefusedLoginsAfter(cfg.PollInterval)
+	}, 0, t.logins.Count).RetryRefusedLoginsAfter(cfg.PollInterval)
 	return t, nil
 }
 
@@ -117,18 +110,9 @@ func (t *trafficOps) Poll(ctx context.Context, taskID string) (backend.Observati
 	return parseStatusReply(resp)
 }
 
-// Check logs in: that proves the URL, the API version and the credentials. When a poll already holds a
-// session, Check drops it and logs in anew, so that it always asks the vendor; the new session then serves
-// the polls, so no login is wasted.
+// Check logs in anew: that proves the URL, the API version and the credentials.
 func (t *trafficOps) Check(ctx context.Context) error {
-	before := t.logins.Load()
-	_, generation, err := t.session.Get(ctx)
-	if err != nil || t.logins.Load() != before {
-		return err
-	}
-	t.session.Invalidate(generation)
-	_, _, err = t.session.Get(ctx)
-	return err
+	return backend.LogInAnew(ctx, t.session, t.logins)
 }
 
 // doLogin posts the credentials and keeps the cookies of the answer. Its errors name the login, never the

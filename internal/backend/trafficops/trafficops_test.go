@@ -17,54 +17,24 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
 
-const (
-	simUser     = "to-user"
-	simPassword = "to-password-secret"
-	simToken    = "to-token-secret"
-	vendor      = "TrafficOps"
-)
+const vendor = "TrafficOps"
 
 var (
-	passwordCreds = backend.Credentials{"username": []byte(simUser), "password": []byte(simPassword)}
-	tokenCreds    = backend.Credentials{"token": []byte(simToken)}
+	passwordCreds = backend.Credentials{"username": []byte(backendtest.SimUser), "password": []byte(backendtest.SimPassword)}
+	tokenCreds    = backend.Credentials{"token": []byte(backendtest.SimToken)}
 	credMethods   = map[string]backend.Credentials{"cookie login": passwordCreds, "token login": tokenCreds}
 )
 
-func newSim(t *testing.T) (*vendorsim.Simulator, string) {
-	t.Helper()
-	return vendorsim.Serve(t, vendorsim.Credentials{Username: simUser, Password: simPassword, Token: simToken})
-}
-
 func newBackend(t *testing.T, url string, creds backend.Credentials, settings *v1alpha1.TrafficOpsSettings) backend.Backend {
 	t.Helper()
-	client := backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000})
-	t.Cleanup(client.Close)
-	b, err := New(backend.Config{
-		Spec:        v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeTrafficOps, URL: url, TrafficOps: settings},
-		Credentials: creds,
-		Client:      client,
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return b
-}
-
-// expectNoSecret asserts that an error message holds no credential value.
-func expectNoSecret(g Gomega, err error) {
-	if err == nil {
-		return
-	}
-	for _, secret := range []string{simPassword, simToken, "trafficops-session"} {
-		g.Expect(err.Error()).NotTo(ContainSubstring(secret))
-	}
+	return backendtest.NewBackend(t, New, v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeTrafficOps, URL: url, TrafficOps: settings}, creds)
 }
 
 func TestPollFollowsTheJobWithEitherLogin(t *testing.T) {
 	for method, creds := range credMethods {
 		t.Run(method, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			sim.AddTask("41",
 				vendorsim.Step{Phase: vendorsim.Pending},
 				vendorsim.Step{Phase: vendorsim.Running, Message: "Renewing certificates"},
@@ -115,7 +85,7 @@ func TestPollMapsEveryStatusWord(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			sim.AddTask("7", tc.step)
 			obs, err := newBackend(t, url, passwordCreds, nil).Poll(context.Background(), "7")
 			g.Expect(err).NotTo(HaveOccurred())
@@ -155,7 +125,7 @@ func TestPollClassifiesDocumentedErrors(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			if tc.step != nil {
 				sim.AddTask(tc.id, *tc.step)
 			}
@@ -165,7 +135,7 @@ func TestPollClassifiesDocumentedErrors(t *testing.T) {
 			g.Expect(e.Kind).To(Equal(tc.kind))
 			g.Expect(e.Message).To(ContainSubstring(tc.message))
 			g.Expect(e.RetryAfter).To(Equal(tc.retryAfter))
-			expectNoSecret(g, err)
+			backendtest.ExpectNoSecret(g, err.Error())
 		})
 	}
 }
@@ -174,7 +144,7 @@ func TestExpiredSessionLogsInAgainOnce(t *testing.T) {
 	for method, creds := range credMethods {
 		t.Run(method, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			sim.AddTask("5", vendorsim.Step{Phase: vendorsim.Running})
 			b := newBackend(t, url, creds, nil)
 			ctx := context.Background()
@@ -193,7 +163,7 @@ func TestExpiredSessionLogsInAgainOnce(t *testing.T) {
 
 func TestConcurrentPollsAfterExpiryLogInOnce(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	b := newBackend(t, url, passwordCreds, nil)
 	ids := []string{"11", "12", "13", "14", "15", "16", "17", "18"}
 	for _, id := range ids {
@@ -228,25 +198,25 @@ func TestRefusedLoginIsAnAuthenticationError(t *testing.T) {
 		message string
 	}{
 		"wrong password": {
-			creds:   backend.Credentials{"username": []byte(simUser), "password": []byte("wrong-" + simPassword)},
-			message: `Traffic Ops login as user "to-user" failed: HTTP 401: Invalid username or password.`,
+			creds:   backend.Credentials{"username": []byte(backendtest.SimUser), "password": []byte("wrong-" + backendtest.SimPassword)},
+			message: `Traffic Ops login as user "sim-user" failed: HTTP 401: Invalid username or password.`,
 		},
 		"wrong token": {
-			creds:   backend.Credentials{"token": []byte("wrong-" + simToken)},
+			creds:   backend.Credentials{"token": []byte("wrong-" + backendtest.SimToken)},
 			message: "Traffic Ops token login failed: HTTP 401: Invalid token. Please contact your administrator.",
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			sim.AddTask("3", vendorsim.Step{Phase: vendorsim.Running})
 			b := newBackend(t, url, tc.creds, nil)
 
 			_, err := b.Poll(context.Background(), "3")
 			g.Expect(backend.KindOf(err)).To(Equal(backend.KindAuthentication))
 			g.Expect(err.Error()).To(Equal(tc.message))
-			expectNoSecret(g, err)
+			backendtest.ExpectNoSecret(g, err.Error())
 
 			err = b.Check(context.Background())
 			g.Expect(backend.KindOf(err)).To(Equal(backend.KindAuthentication))
@@ -258,7 +228,7 @@ func TestRefusedLoginIsAnAuthenticationError(t *testing.T) {
 
 func TestSessionRefusedAfterReloginIsAnAuthenticationError(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask("8", vendorsim.Step{HTTPStatus: 401})
 	_, err := newBackend(t, url, passwordCreds, nil).Poll(context.Background(), "8")
 	g.Expect(backend.KindOf(err)).To(Equal(backend.KindAuthentication))
@@ -270,7 +240,7 @@ func TestCheckLogsIn(t *testing.T) {
 	for method, creds := range credMethods {
 		t.Run(method, func(t *testing.T) {
 			g := NewWithT(t)
-			sim, url := newSim(t)
+			sim, url := backendtest.StartSim(t)
 			sim.AddTask("9", vendorsim.Step{Phase: vendorsim.Running})
 			b := newBackend(t, url, creds, &v1alpha1.TrafficOpsSettings{APIVersion: "4.1"})
 			ctx := context.Background()
@@ -292,7 +262,7 @@ func TestCheckLogsIn(t *testing.T) {
 
 func TestCheckOfAWrongURLSaysWhatToFix(t *testing.T) {
 	g := NewWithT(t)
-	_, url := newSim(t)
+	_, url := backendtest.StartSim(t)
 	err := newBackend(t, url+"/not-traffic-ops", passwordCreds, nil).Check(context.Background())
 	g.Expect(backend.KindOf(err)).To(Equal(backend.KindInvalidConfig))
 	g.Expect(err.Error()).To(ContainSubstring("HTTP 404"))
@@ -306,7 +276,7 @@ func TestCheckOfAnUnreachableServerIsTransient(t *testing.T) {
 	server.Close()
 	err := newBackend(t, url, tokenCreds, nil).Check(context.Background())
 	g.Expect(backend.KindOf(err)).To(Equal(backend.KindTransient))
-	expectNoSecret(g, err)
+	backendtest.ExpectNoSecret(g, err.Error())
 }
 
 func TestNewRejectsUnusableConfig(t *testing.T) {

@@ -3,10 +3,9 @@ package zstack
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -57,7 +56,7 @@ func (e *errorCode) String() string {
 	if c := e.Cause; !c.empty() && c.Code != e.Code {
 		msg += " (cause: " + strings.Join(nonEmpty(string(c.Code), string(c.Description), string(c.Details)), ": ") + ")"
 	}
-	return oneLine(msg)
+	return backend.OneLine(msg, maxMessage)
 }
 
 // decodeError returns the error of a ZStack error body, or nil when body is not one.
@@ -117,24 +116,22 @@ func failedJob(e *errorCode, body json.RawMessage) backend.Observation {
 	return backend.Observation{Phase: v1alpha1.TaskPhaseFailed, VendorStatus: statusFailed, Message: e.String(), Result: body}
 }
 
-// progressReply is the documented answer of GET /zstack/v1/task-progresses/{apiId}.
+// progressReply is the documented answer of GET /zstack/v1/task-progresses/{apiId}. The records are not
+// decoded into a list: a hostile answer can hold a million of them within the body limit, and only the few
+// that progressSummary keeps matter.
 type progressReply struct {
-	Error       *errorCode       `json:"error"`
-	Inventories []progressRecord `json:"inventories"`
+	Error       *errorCode      `json:"error"`
+	Inventories progressSummary `json:"inventories"`
 }
 
-// progressRecord is one TaskProgressInventory. Numbers are read leniently: time is documented as a Long but
-// written as a float (1.510669257141E12), and a record with an odd field should not hide the others.
+// progressRecord is one TaskProgressInventory as it stands in the body: the text fields are the raw JSON
+// values, decoded only for the records that are kept. Numbers are read leniently: time is documented as a
+// Long but written as a float (1.510669257141E12), and a record with an odd field should not hide the others.
 type progressRecord struct {
-	TaskUUID    lenientText      `json:"taskUuid"`
-	TaskName    lenientText      `json:"taskName"`
-	ParentUUID  lenientText      `json:"parentUuid"`
-	Type        lenientText      `json:"type"`
-	Content     lenientText      `json:"content"`
-	Time        lenientNumber    `json:"time"`
-	TotalSteps  *lenientNumber   `json:"totalSteps"`
-	CurrentStep *lenientNumber   `json:"currentStep"`
-	SubTasks    []progressRecord `json:"subTasks"`
+	TaskName, Type, Content, SubTasks []byte
+	Time                              lenientNumber
+	TotalSteps, CurrentStep           lenientNumber
+	HasSteps                          bool
 }
 
 // progressReport is what the progress records add to a running job's Observation.
@@ -168,71 +165,129 @@ func parseProgressReply(resp *backend.Response) (progressReport, error) {
 		}
 		return progressReport{}, backend.Errorf(backend.KindTransient, "ZStack could not report the task's progress: %s", reply.Error)
 	}
-	records := flatten(reply.Inventories, nil, 0)
-	var report progressReport
-	var newest, newestTask, newestProgress, newestSteps *progressRecord
-	var oldest float64
-	for i := range records {
-		r := &records[i]
-		// Records come root first, so a later record of the same time is the newer one.
-		newer := func(than *progressRecord) bool { return than == nil || r.Time >= than.Time }
-		if r.TaskName != "" && newer(newest) {
-			newest = r
-		}
-		switch {
-		case strings.EqualFold(string(r.Type), "Progress"):
-			if _, ok := percent(string(r.Content)); ok && newer(newestProgress) {
-				newestProgress = r
-			}
-		case r.Content != "" && newer(newestTask):
-			newestTask = r
-		}
-		if r.TotalSteps != nil && r.CurrentStep != nil && *r.TotalSteps > 0 && *r.CurrentStep >= 0 && newer(newestSteps) {
-			newestSteps = r
-		}
-		if t := float64(r.Time); validMillis(t) && (oldest == 0 || t < oldest) {
-			oldest = t
-		}
-	}
-	if newest != nil {
-		report.TaskName = string(newest.TaskName)
-	}
-	if newestTask != nil {
-		report.Message = oneLine(string(newestTask.Content))
-	}
-	switch {
-	case newestProgress != nil:
-		report.Progress, _ = percent(string(newestProgress.Content))
-	case newestSteps != nil:
-		report.Progress = backend.Percent(float64(*newestSteps.CurrentStep) * 100 / float64(*newestSteps.TotalSteps))
-	}
-	if oldest != 0 {
-		start := time.UnixMilli(int64(oldest)).UTC()
-		report.StartTime = &start
-	}
-	return report, nil
+	return reply.Inventories.report, nil
 }
 
 // maxDepth bounds how deep subTasks are followed, so that a hostile body cannot recurse without end.
 const maxDepth = 16
 
-// flatten lists records and their subTasks, parents before children.
-func flatten(in, out []progressRecord, depth int) []progressRecord {
-	if depth > maxDepth {
-		return out
+// progressSummary reads a list of records and their subTasks, parents before children, one record at a time
+// in place in the body, keeping only the newest record of each kind and the oldest time.
+type progressSummary struct {
+	report progressReport
+
+	newest, newestTask, newestProgress, newestSteps progressRecord
+	found                                           struct{ newest, task, progress, steps bool }
+	newestPercent                                   *int32
+	oldest                                          float64
+}
+
+var errNotRecords = errors.New("inventories is not a list of records")
+
+func (s *progressSummary) UnmarshalJSON(b []byte) error {
+	*s = progressSummary{}
+	if err := s.addRecords(b, 0); err != nil {
+		return err
 	}
-	for _, r := range in {
-		out = append(out, r)
-		out = flatten(r.SubTasks, out, depth+1)
+	// Only the kept records' texts are decoded, and b is not kept past this call.
+	if s.found.newest {
+		s.report.TaskName = backend.JSONText(s.newest.TaskName, backend.MaxTextBytes)
 	}
-	return out
+	if s.found.task {
+		s.report.Message = backend.OneLine(backend.JSONText(s.newestTask.Content, backend.MaxTextBytes), backend.MaxMessageLength)
+	}
+	switch r := s.newestSteps; {
+	case s.found.progress:
+		s.report.Progress = s.newestPercent
+	case s.found.steps:
+		s.report.Progress = backend.Percent(float64(r.CurrentStep) * 100 / float64(r.TotalSteps))
+	}
+	if s.oldest != 0 {
+		start := time.UnixMilli(int64(s.oldest)).UTC()
+		s.report.StartTime = &start
+	}
+	return nil
+}
+
+// addRecords reads a list of records (null is none) and, depth first, their subTasks.
+func (s *progressSummary) addRecords(list []byte, depth int) error {
+	if depth > maxDepth || backend.IsJSONNull(list) {
+		return nil
+	}
+	if backend.JSONKind(list) != '[' {
+		return errNotRecords
+	}
+	return backend.EachJSONElement(list, func(raw []byte) error {
+		switch backend.JSONKind(raw) {
+		case 'n':
+			return nil // a null record is an empty one
+		case '{':
+		default:
+			return errNotRecords
+		}
+		var r progressRecord
+		var steps struct{ total, current bool }
+		_ = backend.EachJSONMember(raw, func(key, value []byte) error {
+			switch {
+			case backend.JSONKeyIs(key, "taskName"):
+				r.TaskName = value
+			case backend.JSONKeyIs(key, "type"):
+				r.Type = value
+			case backend.JSONKeyIs(key, "content"):
+				r.Content = value
+			case backend.JSONKeyIs(key, "time"):
+				r.Time = lenientNumberOf(value)
+			case backend.JSONKeyIs(key, "totalSteps"):
+				r.TotalSteps, steps.total = lenientNumberOf(value), !backend.IsJSONNull(value)
+			case backend.JSONKeyIs(key, "currentStep"):
+				r.CurrentStep, steps.current = lenientNumberOf(value), !backend.IsJSONNull(value)
+			case backend.JSONKeyIs(key, "subTasks"):
+				r.SubTasks = value
+			}
+			return nil
+		})
+		r.HasSteps = steps.total && steps.current
+		s.add(&r)
+		return s.addRecords(r.SubTasks, depth+1)
+	})
+}
+
+// add weighs one record against the ones kept.
+func (s *progressSummary) add(r *progressRecord) {
+	// Records come root first, so a later record of the same time is the newer one.
+	newer := func(found bool, than *progressRecord) bool { return !found || r.Time >= than.Time }
+	if hasText(r.TaskName) && newer(s.found.newest, &s.newest) {
+		s.newest, s.found.newest = *r, true
+	}
+	var typeBuf [16]byte
+	switch {
+	case bytes.EqualFold(backend.AppendJSONText(typeBuf[:0], r.Type, len(typeBuf)), []byte("Progress")):
+		var contentBuf [64]byte
+		if p, ok := percent(backend.AppendJSONText(contentBuf[:0], r.Content, len(contentBuf))); ok && newer(s.found.progress, &s.newestProgress) {
+			s.newestProgress, s.found.progress, s.newestPercent = *r, true, p
+		}
+	case hasText(r.Content) && newer(s.found.task, &s.newestTask):
+		s.newestTask, s.found.task = *r, true
+	}
+	if r.HasSteps && r.TotalSteps > 0 && r.CurrentStep >= 0 && newer(s.found.steps, &s.newestSteps) {
+		s.newestSteps, s.found.steps = *r, true
+	}
+	if t := float64(r.Time); validMillis(t) && (s.oldest == 0 || t < s.oldest) {
+		s.oldest = t
+	}
+}
+
+// hasText reports whether a raw value reads as a text other than "": anything but absent, null and "".
+func hasText(raw []byte) bool {
+	v := bytes.TrimSpace(raw)
+	return len(v) > 0 && string(v) != "null" && string(v) != `""`
 }
 
 // percent reads a Progress record's content: an integer percent as a string ("45"); a fraction is rounded
 // down.
-func percent(content string) (*int32, bool) {
-	f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(content), "%"), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+func percent(content []byte) (*int32, bool) {
+	f, ok := backend.JSONNumber(bytes.TrimSuffix(bytes.TrimSpace(content), []byte("%")))
+	if !ok {
 		return nil, false
 	}
 	return backend.Percent(f), true
@@ -244,7 +299,7 @@ func validMillis(ms float64) bool { return ms > 0 && ms < 1e14 }
 // loginReply is the documented answer of PUT /zstack/v1/accounts/login: a SessionInventory.
 type loginReply struct {
 	Inventory *struct {
-		UUID string `json:"uuid"`
+		UUID backend.BoundedString `json:"uuid"`
 	} `json:"inventory"`
 }
 
@@ -264,7 +319,7 @@ func parseLoginReply(resp *backend.Response, accountName string) (string, error)
 			}
 			return "", backend.BadBody(resp, "login answer has no inventory.uuid")
 		}
-		return reply.Inventory.UUID, nil
+		return string(reply.Inventory.UUID), nil
 	}
 	e := decodeError(resp.Body)
 	vendorText := plainText(resp.Body)
@@ -317,16 +372,7 @@ func plainText(body []byte) string {
 			return ""
 		}
 	}
-	return oneLine(s)
-}
-
-// oneLine folds whitespace to single spaces and shortens the text to maxMessage runes.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxMessage {
-		s = string(r[:maxMessage]) + "..."
-	}
-	return s
+	return backend.OneLine(s, maxMessage)
 }
 
 func nonEmpty(ss ...string) []string {
@@ -340,54 +386,32 @@ func nonEmpty(ss ...string) []string {
 }
 
 func isJSONObject(body []byte) bool {
-	var obj map[string]json.RawMessage
-	return json.Unmarshal(body, &obj) == nil && obj != nil
+	return backend.JSONKind(body) == '{' && json.Valid(body)
 }
 
-// compact returns body without insignificant whitespace; body must be valid JSON.
-func compact(body []byte) json.RawMessage {
-	var buf bytes.Buffer
-	if json.Compact(&buf, body) != nil {
-		return json.RawMessage(body)
-	}
-	return buf.Bytes()
-}
+// compact returns body without insignificant whitespace, referencing body when it has none; body must be
+// valid JSON.
+func compact(body []byte) json.RawMessage { return backend.CompactJSON(body) }
 
 // lenientText reads a JSON string, and any other JSON value as its text, so that a field of an unexpected
-// type does not make the whole body unreadable. null reads as "".
+// type does not make the whole body unreadable. null reads as "". At most backend.MaxTextBytes are kept.
 type lenientText string
 
 func (t *lenientText) UnmarshalJSON(b []byte) error {
-	var s string
-	if json.Unmarshal(b, &s) == nil {
-		*t = lenientText(s)
-		return nil
-	}
-	if string(b) == "null" {
-		*t = ""
-		return nil
-	}
-	*t = lenientText(b)
+	*t = lenientText(backend.JSONText(b, backend.MaxTextBytes))
 	return nil
 }
 
-// lenientNumber reads a JSON number, or a number written as a string; anything else reads as -1, which every
-// use takes as absent.
+// lenientNumber is a JSON number, or a number written as a string; null reads as 0 and anything else as -1,
+// which every use takes as absent.
 type lenientNumber float64
 
-func (n *lenientNumber) UnmarshalJSON(b []byte) error {
-	var f float64
-	if json.Unmarshal(b, &f) == nil {
-		*n = lenientNumber(f)
-		return nil
+func lenientNumberOf(raw []byte) lenientNumber {
+	if f, ok := backend.JSONNumber(raw); ok {
+		return lenientNumber(f)
 	}
-	var s string
-	if json.Unmarshal(b, &s) == nil {
-		if f, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-			*n = lenientNumber(f)
-			return nil
-		}
+	if backend.IsJSONNull(raw) {
+		return 0
 	}
-	*n = -1
-	return nil
+	return -1
 }

@@ -12,18 +12,20 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/backendtest"
 )
 
-// Bodies from the documentation (vendor-docs/zstack-get-task-progress.txt and design/vendors.md).
-const (
-	docProgressExample = `{   "inventories": [     {       "taskUuid": "931102503f64436ea649939ff3957406",       "taskName": "org.zstack.header.vm.APICreateVmInstanceMsg",       "type": "Task",       "content": "Choose backup storage for downloading the image",       "time": 1.510669257141E12     }   ] }`
-	docProgressEmpty   = `{"inventories": []}`
-	docErrorBody       = `{"error": {"code": "SYS.1000", "description": "An internal error happened in system", "details": "unable to allocate a host", "elaboration": null, "location": "HostAllocatorManagerImpl.java:120", "cost": "12ms", "cause": {"code": "HOST_ALLOCATION.1001", "description": "no available host", "details": "no host has enough CPU"}, "opaque": {"k": "v"}}}`
-	docSessionExpired  = `{"error": {"code": "ID.1001", "description": "Invalid session", "details": "Session expired"}}`
-	docJobResult       = `{"inventory": {"uuid": "b3a2c7d62c3b4d4b9d2e7d1c3d0f1a2b", "name": "vm1", "state": "Running"}}`
-	docJobExpired      = `the job has been expired`
-	docLoginReply      = `{"inventory": {"uuid": "8679db834cfc4b3b93fcbf8521581eff", "accountUuid": "36c27e8ff05c4780bf6d2fa65700f22e", "userUuid": "36c27e8ff05c4780bf6d2fa65700f22e", "expiredDate": "Nov 14, 2017 10:20:57 PM", "createDate": "Nov 14, 2017 8:20:57 PM"}}`
-	docLoginRefused    = `{"error": {"code": "ID.1000", "description": "Authentication error", "details": "wrong account name or password"}}`
+// Bodies of ZStack's API reference: the example of "Get Task Progress (GetTaskProgress)", and the shapes of
+// its ErrorCode, API job and LogInByAccount replies.
+var (
+	docProgressExample = backendtest.Example("task-progresses-200.json")
+	docProgressEmpty   = backendtest.Example("task-progresses-200-empty.json")
+	docErrorBody       = backendtest.Example("api-error-503.json")
+	docSessionExpired  = backendtest.Example("api-error-503-invalid-session.json")
+	docJobResult       = backendtest.Example("api-jobs-200-result.json")
+	docJobExpired      = backendtest.Example("api-jobs-404-expired.txt")
+	docLoginReply      = backendtest.Example("accounts-login-200.json")
+	docLoginRefused    = backendtest.Example("accounts-login-refused.json")
 	progressTree       = `{"inventories": [
 		{"taskUuid": "root", "taskName": "org.zstack.header.vm.APICreateVmInstanceMsg", "type": "Task", "content": "Create the VM", "time": 1.51066925E12,
 		 "subTasks": [

@@ -28,7 +28,8 @@ type zstack struct {
 	baseURL *url.URL
 	client  *backend.Client
 	session *backend.Session[string]
-	// fixed is true for a sessionID credential: there is nothing to log in with when ZStack refuses it.
+	// fixed is true for a sessionID credential (backend.NewFixedSession, never resent): there is nothing to
+	// log in with when ZStack refuses it, so explain says what to do.
 	fixed bool
 	// accountName and password are the login credentials; empty for a sessionID.
 	accountName string
@@ -38,9 +39,9 @@ type zstack struct {
 // New builds a ZStack backend from a Secret holding accountName + password (session login) or sessionID. When
 // both are present the login is used, since it can renew an expired session.
 func New(cfg backend.Config) (backend.Backend, error) {
-	base, err := url.Parse(strings.TrimSuffix(cfg.Spec.URL, "/"))
-	if err != nil || base.Host == "" {
-		return nil, backend.Errorf(backend.KindInvalidConfig, "spec.url is not a URL with a host")
+	base, err := backend.BaseURL("spec.url", cfg.Spec.URL)
+	if err != nil {
+		return nil, err
 	}
 	// The documented paths start with /zstack/v1; a URL that already ends in it is taken as the base too.
 	base.Path = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(base.Path, "/"), "/zstack/v1"), "/zstack")
@@ -117,10 +118,6 @@ func (z *zstack) get(ctx context.Context, collection, id string) (*backend.Respo
 		// all=false: the latest record and its parents, root first, as the documentation's example asks.
 		u.RawQuery = "all=false"
 	}
-	expired := sessionExpired
-	if z.fixed {
-		expired = func(*backend.Response) bool { return false }
-	}
 	return z.session.Do(ctx, func(session string) (*backend.Response, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		if err != nil {
@@ -129,7 +126,7 @@ func (z *zstack) get(ctx context.Context, collection, id string) (*backend.Respo
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("Authorization", "OAuth "+session)
 		return z.client.Do(ctx, req)
-	}, expired)
+	}, sessionExpired)
 }
 
 // login is PUT /zstack/v1/accounts/login (LogInByAccount); ZStack takes the password as its hex SHA-512.

@@ -19,46 +19,16 @@ import (
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
 )
 
-const (
-	simSessionID = "fixed-session-8679db834cfc4b3b"
-	simAccount   = "admin"
-	simPassword  = "s3cret-password"
-	vendor       = "ZStack"
-)
-
-var simCreds = vendorsim.Credentials{Token: simSessionID, Username: simAccount, Password: simPassword}
+const vendor = "ZStack"
 
 var (
-	loginCreds   = backend.Credentials{"accountName": []byte(simAccount), "password": []byte(simPassword)}
-	sessionCreds = backend.Credentials{"sessionID": []byte(simSessionID)}
+	loginCreds   = backend.Credentials{"accountName": []byte(backendtest.SimUser), "password": []byte(backendtest.SimPassword)}
+	sessionCreds = backend.Credentials{"sessionID": []byte(backendtest.SimToken)}
 )
-
-// newSim starts a simulator and returns it with its URL.
-func newSim(t *testing.T) (*vendorsim.Simulator, string) {
-	t.Helper()
-	return vendorsim.Serve(t, simCreds)
-}
 
 func newBackend(t *testing.T, url string, creds backend.Credentials) backend.Backend {
 	t.Helper()
-	client := backend.NewClient(backend.ClientOptions{Timeout: 5 * time.Second, QPS: 1000, Burst: 1000})
-	t.Cleanup(client.Close)
-	b, err := zstack.New(backend.Config{
-		Spec:        v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeZStack, URL: url},
-		Credentials: creds,
-		Client:      client,
-	})
-	if err != nil {
-		t.Fatalf("building the backend: %v", err)
-	}
-	return b
-}
-
-// expectNoSecret asserts that no credential value leaked into a message.
-func expectNoSecret(g Gomega, msg string) {
-	g.Expect(msg).NotTo(ContainSubstring(simPassword))
-	g.Expect(msg).NotTo(ContainSubstring(simSessionID))
-	g.Expect(msg).NotTo(ContainSubstring("zstack-session-"))
+	return backendtest.NewBackend(t, zstack.New, v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeZStack, URL: url}, creds)
 }
 
 func TestPollReportsTheAPIJob(t *testing.T) {
@@ -126,14 +96,14 @@ func TestPollReportsTheAPIJob(t *testing.T) {
 		for credName, creds := range map[string]backend.Credentials{"login": loginCreds, "sessionID": sessionCreds} {
 			t.Run(name+" with "+credName, func(t *testing.T) {
 				g := NewWithT(t)
-				sim, url := newSim(t)
+				sim, url := backendtest.StartSim(t)
 				sim.AddTask("job-1", tc.steps...)
 				obs, err := newBackend(t, url, creds).Poll(context.Background(), "job-1")
 				if tc.wantKind != "" {
 					g.Expect(err).To(HaveOccurred())
 					g.Expect(backend.KindOf(err)).To(Equal(tc.wantKind))
 					g.Expect(err.Error()).To(ContainSubstring(tc.wantError))
-					expectNoSecret(g, err.Error())
+					backendtest.ExpectNoSecret(g, err.Error())
 					if tc.steps[0].RetryAfter > 0 {
 						e, _ := backend.AsError(err)
 						g.Expect(e.RetryAfter).To(Equal(time.Duration(tc.steps[0].RetryAfter) * time.Second))
@@ -157,7 +127,7 @@ func TestPollReportsTheAPIJob(t *testing.T) {
 
 func TestPollFollowsTheJobToTheEnd(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask("job-2",
 		vendorsim.Step{Phase: vendorsim.Running, Progress: 10, Message: "Allocate a host"},
 		vendorsim.Step{Phase: vendorsim.Running, Progress: 60, Message: "Start the VM"},
@@ -183,7 +153,7 @@ func TestPollFollowsTheJobToTheEnd(t *testing.T) {
 
 func TestUnknownJobIsNotFound(t *testing.T) {
 	g := NewWithT(t)
-	_, url := newSim(t)
+	_, url := backendtest.StartSim(t)
 	_, err := newBackend(t, url, loginCreds).Poll(context.Background(), "never-started")
 	g.Expect(backend.KindOf(err)).To(Equal(backend.KindNotFound))
 	g.Expect(err.Error()).To(ContainSubstring("the job has been expired"))
@@ -191,7 +161,7 @@ func TestUnknownJobIsNotFound(t *testing.T) {
 
 func TestExpiredSessionLogsInOnceAgain(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask("job-3", vendorsim.Step{Phase: vendorsim.Running, Progress: 5, Message: "x"})
 	b := newBackend(t, url, loginCreds)
 	for range 3 {
@@ -209,7 +179,7 @@ func TestExpiredSessionLogsInOnceAgain(t *testing.T) {
 
 func TestConcurrentPollsAfterExpiryLogInOnce(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	b := newBackend(t, url, loginCreds)
 	const pollers = 16
 	for i := range pollers {
@@ -242,9 +212,9 @@ func taskName(i int) string { return "concurrent-" + string(rune('a'+i)) }
 
 func TestWrongPasswordIsAuthenticationFailure(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask("job-4", vendorsim.Step{Phase: vendorsim.Running})
-	wrong := backend.Credentials{"accountName": []byte(simAccount), "password": []byte("not-" + simPassword)}
+	wrong := backend.Credentials{"accountName": []byte(backendtest.SimUser), "password": []byte("not-" + backendtest.SimPassword)}
 	b := newBackend(t, url, wrong)
 	for name, call := range map[string]func() error{
 		"Poll":  func() error { _, err := b.Poll(context.Background(), "job-4"); return err },
@@ -252,9 +222,9 @@ func TestWrongPasswordIsAuthenticationFailure(t *testing.T) {
 	} {
 		err := call()
 		g.Expect(backend.KindOf(err)).To(Equal(backend.KindAuthentication), name)
-		g.Expect(err.Error()).To(ContainSubstring(`ZStack refused the login of account "admin"`), name)
+		g.Expect(err.Error()).To(ContainSubstring(`ZStack refused the login of account "sim-user"`), name)
 		g.Expect(err.Error()).To(ContainSubstring("ID.1000"), name)
-		g.Expect(err.Error()).NotTo(ContainSubstring("not-"+simPassword), name)
+		g.Expect(err.Error()).NotTo(ContainSubstring("not-"+backendtest.SimPassword), name)
 	}
 	g.Expect(sim.Logins(vendor)).To(BeZero())
 	g.Expect(sim.Polls("job-4")).To(BeZero())
@@ -262,7 +232,7 @@ func TestWrongPasswordIsAuthenticationFailure(t *testing.T) {
 
 func TestFixedSessionIDNeedsNoLogin(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask("job-5", vendorsim.Step{Phase: vendorsim.Succeeded, Result: `{}`})
 	b := newBackend(t, url, sessionCreds)
 	g.Expect(b.Check(context.Background())).To(Succeed())
@@ -274,7 +244,7 @@ func TestFixedSessionIDNeedsNoLogin(t *testing.T) {
 
 func TestRefusedSessionIDIsAuthenticationFailure(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask("job-6", vendorsim.Step{Phase: vendorsim.Running})
 	b := newBackend(t, url, backend.Credentials{"sessionID": []byte("stale-session-uuid")})
 	for name, call := range map[string]func() error{
@@ -316,7 +286,7 @@ func TestSessionRefusedAfterFreshLoginIsAuthenticationFailure(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	g.Expect(newBackend(t, url, loginCreds).Check(context.Background())).To(Succeed())
 	g.Expect(sim.Logins(vendor)).To(Equal(1))
 	g.Expect(newBackend(t, url, sessionCreds).Check(context.Background())).To(Succeed())
@@ -351,7 +321,7 @@ func TestNewNeedsACompleteCredentialSet(t *testing.T) {
 
 func TestBaseURLMayEndInZStackPath(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask("job-8", vendorsim.Step{Phase: vendorsim.Succeeded})
 	for _, suffix := range []string{"/", "/zstack", "/zstack/v1/"} {
 		obs, err := newBackend(t, url+suffix, sessionCreds).Poll(context.Background(), "job-8")
@@ -362,7 +332,7 @@ func TestBaseURLMayEndInZStackPath(t *testing.T) {
 
 func TestTaskIDIsOnePathSegment(t *testing.T) {
 	g := NewWithT(t)
-	sim, url := newSim(t)
+	sim, url := backendtest.StartSim(t)
 	sim.AddTask("a/b", vendorsim.Step{Phase: vendorsim.Succeeded})
 	obs, err := newBackend(t, url, sessionCreds).Poll(context.Background(), "a/b")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -373,28 +343,18 @@ func TestTaskIDIsOnePathSegment(t *testing.T) {
 func ptrInt32(v int32) *int32 { return &v }
 
 func TestHostileTaskIDsNeverLeaveTheTaskPath(t *testing.T) {
-	g := NewWithT(t)
 	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, _ *http.Request) {
 		// A finished job: no progress request follows, so each poll is one request.
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"inventory":{}}`))
 	})
 	b := newBackend(t, rec.URL, sessionCreds)
-	for _, h := range backendtest.HostileTaskIDs {
-		_, err := b.Poll(context.Background(), h.ID)
-		if h.Refused() {
-			g.Expect(backend.KindOf(err)).To(Equal(backend.KindTerminal), h.ID)
-			g.Expect(err.Error()).To(HavePrefix("taskID %q cannot be sent: ", h.ID))
-			g.Expect(rec.Take()).To(BeEmpty(), "nothing is sent for %q", h.ID)
-			continue
-		}
-		g.Expect(err).NotTo(HaveOccurred(), h.ID)
-		g.Expect(rec.Take()).To(Equal([]string{"GET /zstack/v1/api-jobs/" + h.Segment}), h.ID)
-	}
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "taskID",
+		func(id string) error { _, err := b.Poll(context.Background(), id); return err },
+		func(h backendtest.HostileTaskID) []string { return []string{"GET /zstack/v1/api-jobs/" + h.Segment} })
 }
 
 func TestHostileTaskIDsNeverLeaveTheProgressPath(t *testing.T) {
-	g := NewWithT(t)
 	rec := backendtest.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if strings.HasPrefix(r.URL.Path, "/zstack/v1/api-jobs/") {
@@ -405,15 +365,12 @@ func TestHostileTaskIDsNeverLeaveTheProgressPath(t *testing.T) {
 		_, _ = w.Write([]byte(`{"inventories":[]}`))
 	})
 	b := newBackend(t, rec.URL, sessionCreds)
-	for _, h := range backendtest.HostileTaskIDs {
-		if h.Refused() {
-			continue // TestHostileTaskIDsNeverLeaveTheTaskPath: nothing is sent
-		}
-		_, err := b.Poll(context.Background(), h.ID)
-		g.Expect(err).NotTo(HaveOccurred(), h.ID)
-		g.Expect(rec.Take()).To(Equal([]string{
-			"GET /zstack/v1/api-jobs/" + h.Segment,
-			"GET /zstack/v1/task-progresses/" + h.Segment + "?all=false",
-		}), h.ID)
-	}
+	backendtest.ExpectHostileIDsKeptInTheirSegment(t, rec, "taskID",
+		func(id string) error { _, err := b.Poll(context.Background(), id); return err },
+		func(h backendtest.HostileTaskID) []string {
+			return []string{
+				"GET /zstack/v1/api-jobs/" + h.Segment,
+				"GET /zstack/v1/task-progresses/" + h.Segment + "?all=false",
+			}
+		})
 }
