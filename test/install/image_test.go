@@ -3,6 +3,8 @@ package install
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The image `make image` built (bin/image/oci), read with nothing but the OCI image layout specification, and
@@ -217,14 +224,14 @@ func TestImageRunsTheOperatorInAContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probePort := freePort(t)
+	probePort, metricsPort := freePort(t), freePort(t)
 	var args []string
 	for _, arg := range deploymentArgs(t, objs) {
 		switch {
 		case strings.HasPrefix(arg, "--health-probe-bind-address"):
 			arg = fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort)
 		case strings.HasPrefix(arg, "--metrics-bind-address"):
-			arg = "--metrics-bind-address=0" // :8443 on the shared host network could be taken
+			arg = fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort) // :8443 on the host could be taken
 		}
 		args = append(args, arg)
 	}
@@ -263,6 +270,7 @@ func TestImageRunsTheOperatorInAContainer(t *testing.T) {
 	checkContainerProcess(t, runc, state, id)
 	waitSucceeded(t, tenant, names, logs)
 	checkLeaseAndEvents(t, sa.GetNamespace(), tenant)
+	checkMetricsNeedTheReaderRole(t, metricsPort, tenant)
 	if strings.Contains(logs.String(), `"level":"error"`) {
 		t.Errorf("the operator logged errors:\n%s", logs)
 	}
@@ -348,6 +356,51 @@ func checkContainerProcess(t *testing.T, runc, stateDir, id string) {
 		if fields := strings.Fields(line); len(fields) > 3 && fields[1] == "/" && !slices.Contains(strings.Split(fields[3], ","), "ro") {
 			t.Errorf("the container's root is mounted %q, want read-only", fields[3])
 		}
+	}
+}
+
+// checkMetricsNeedTheReaderRole scrapes the HTTPS metrics endpoint as a ServiceAccount bound to the
+// metrics-reader ClusterRole (allowed) and as one that is not (forbidden): the manager checks both with a
+// TokenReview and a SubjectAccessReview, which its metrics-auth ClusterRole lets it create.
+func checkMetricsNeedTheReaderRole(t *testing.T, port int, namespace string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range []string{"scraper", "stranger"} {
+		if err := admin.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "image-test-scraper"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "asynctask-metrics-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: namespace, Name: "scraper"}}}
+	if err := admin.Create(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	// The manager serves a self-signed certificate; the scrape is about who may read, not whom to trust.
+	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // see above
+	scrape := func(token string) (int, string) {
+		req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", port), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close() //nolint:errcheck // read below
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	scraper, stranger := serviceAccountToken(t, namespace, "scraper"), serviceAccountToken(t, namespace, "stranger")
+	var code int
+	var body string
+	waitFor(t, "metrics for the metrics-reader", func() bool { code, body = scrape(scraper); return code == http.StatusOK })
+	if !strings.Contains(body, "controller_runtime_reconcile_total") {
+		t.Errorf("metrics lack controller_runtime_reconcile_total:\n%.2000s", body)
+	}
+	if code, body = scrape(stranger); code != http.StatusForbidden {
+		t.Errorf("a ServiceAccount without the metrics-reader role scraped: HTTP %d %.200s", code, body)
 	}
 }
 
