@@ -1,6 +1,9 @@
 # asynctask-operator. `make help` lists the targets.
 
-IMG ?= ghcr.io/asynctask-operator/asynctask-operator:latest
+# The release's version is the chart's appVersion; the image defaults to that tag.
+APP_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/asynctask-operator/Chart.yaml)
+IMG ?= ghcr.io/asynctask-operator/asynctask-operator:$(APP_VERSION)
+RELEASE_IMG := ghcr.io/asynctask-operator/asynctask-operator:$(APP_VERSION)
 BIN := $(abspath bin)
 KUBE_VERSION := v1.37.2
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
@@ -8,8 +11,22 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 
 CONTROLLER_GEN := $(BIN)/controller-gen
 GOLANGCI_LINT := $(BIN)/golangci-lint-kube-api-linter
+HELM := $(BIN)/helm
+KUBECONFORM := $(BIN)/kubeconform
+KUBE_SCORE := $(BIN)/kube-score
+HELM_VERSION := v4.3.2
+# The JSON schemas kubeconform checks manifests against: Kubernetes $(KUBE_VERSION) and the project's CRDs.
+SCHEMAS := $(BIN)/schemas
 CONTROL_PLANE := $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl
 export KUBEBUILDER_ASSETS := $(BIN)
+
+# The image: its platforms, and the labels and timestamps stamped into it (the commit's, so that a commit
+# builds the same digest again).
+PLATFORMS ?= linux/amd64 linux/arm64
+IMAGE_DIR := $(BIN)/image
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 .PHONY: all
 all: build
@@ -21,23 +38,30 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC role from the API types and markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC role from the API types and markers (and the chart's CRD copies).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	rm -f charts/asynctask-operator/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/asynctask-operator/files/crds/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify
-verify: verify-manifests generate ## Fail when generated files are not what the generators produce.
+verify: verify-manifests verify-installer generate ## Fail when generated files are not what the generators produce.
 	@git diff --exit-code -- api || { echo "Generated deepcopy is stale: run 'make generate' and commit."; exit 1; }
 
 .PHONY: verify-manifests
 verify-manifests: $(CONTROLLER_GEN) ## Fail when the committed CRDs or RBAC role differ from what the markers generate.
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=$$tmp/crd output:rbac:artifacts:config=$$tmp/rbac && \
-	diff -r $$tmp/crd config/crd/bases && diff $$tmp/rbac/role.yaml config/rbac/role.yaml || \
+	diff -r $$tmp/crd config/crd/bases && diff $$tmp/rbac/role.yaml config/rbac/role.yaml && \
+	diff -r $$tmp/crd charts/asynctask-operator/files/crds || \
 	{ echo "CRDs or RBAC are stale: run 'make manifests' and commit."; exit 1; }
+
+.PHONY: verify-installer
+verify-installer: $(BIN)/kubectl ## Fail when dist/install.yaml is not what config/default renders.
+	@tmp=$$(mktemp) && trap 'rm -f $$tmp' EXIT && $(MAKE) -s --no-print-directory installer IMG=$(RELEASE_IMG) INSTALLER=$$tmp && \
+	diff -u dist/install.yaml $$tmp || { echo "dist/install.yaml is stale: run 'make build-installer' and commit."; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run go fmt.
@@ -52,8 +76,11 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint and kube-api-linter (.golangci.yml) 
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: $(CONTROL_PLANE) vet lint verify-manifests ## Run every test on a local control plane built from source (first build: ~5 min).
-	go test ./... -count=1 -timeout 20m
+test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc vet lint verify-manifests verify-installer ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
+	go test $$(go list ./... | grep -v /test/install) -count=1 -timeout 20m
+	@# After the rest: its control plane, manager and container would otherwise run beside the controller
+	@# suite's, whose API server restart test needs the CPU to come back within envtest's start timeout.
+	go test ./test/install -count=1 -timeout 10m
 
 # make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).
 BENCH_TASKS ?= 1000
@@ -86,9 +113,20 @@ run: manifests generate ## Run the operator against the cluster of your current 
 build: ## Build the manager binary.
 	go build -o $(BIN)/manager ./cmd
 
+.PHONY: image
+image: ## Build the image (IMG) for PLATFORMS without a container engine: bin/image/oci and bin/image/*.tar.
+	@for p in $(PLATFORMS); do \
+		echo "go build ./cmd for $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags="-s -w" \
+			-o $(IMAGE_DIR)/manager-$${p%/*}-$${p#*/} ./cmd || exit 1; \
+	done
+	cd hack/image && go run . -out $(IMAGE_DIR) -tag $(IMG) -version $(VERSION) -revision $(REVISION) \
+		-epoch $(SOURCE_DATE_EPOCH) -zoneinfo "$$(go env GOROOT)/lib/time/zoneinfo.zip" \
+		$(foreach p,$(PLATFORMS),-manager $(p)=$(IMAGE_DIR)/manager-$(subst /,-,$(p)))
+
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+docker-build: ## Build the container image with a Docker engine (the same files as `make image`).
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMG) .
 
 ##@ Deployment
 
@@ -105,20 +143,43 @@ deploy: manifests $(BIN)/kubectl ## Deploy the operator (image IMG) to the clust
 	$(BIN)/kubectl kustomize config/default | sed 's|image: ghcr.io/asynctask-operator/asynctask-operator:latest|image: $(IMG)|' \
 		| $(BIN)/kubectl apply --server-side -f -
 
+INSTALLER ?= dist/install.yaml
+.PHONY: build-installer
+build-installer: manifests installer ## Write dist/install.yaml (CRDs, RBAC, Deployment, Service) for image IMG.
+
+.PHONY: installer
+installer: $(BIN)/kubectl
+	@mkdir -p $(dir $(INSTALLER))
+	@{ echo "# asynctask-operator $(APP_VERSION): kubectl apply --server-side -f install.yaml (made by make build-installer from config/default)"; \
+	$(BIN)/kubectl kustomize config/default | sed 's|image: ghcr.io/asynctask-operator/asynctask-operator:latest|image: $(IMG)|'; } > $(INSTALLER)
+
 .PHONY: undeploy
 undeploy: $(BIN)/kubectl ## Remove the operator from the cluster of your current kubeconfig.
 	$(BIN)/kubectl delete --ignore-not-found -k config/default
 
 ##@ Tools, built from the Go module proxy into bin/
 
-$(BIN)/kube-apiserver: hack/controlplane/go.mod hack/controlplane/go.sum
-	cd hack/controlplane && go build -ldflags "$(KUBE_LDFLAGS)" -o $@ ./kube-apiserver
+# The control plane: setup-envtest downloads the release binaries when it can reach their host; otherwise
+# (no GitHub access, as on the development machines) they are built from the Go module proxy, ~5 min.
+SETUP_ENVTEST := $(BIN)/setup-envtest
+ENVTEST_K8S_VERSION := 1.37.x
+envtest_download = dir=$$($(SETUP_ENVTEST) use $(ENVTEST_K8S_VERSION) --bin-dir $(BIN)/envtest -p path 2>/dev/null) && \
+	install -m 0755 "$$dir/$(1)" $@ && echo "$(1) downloaded by setup-envtest"
 
-$(BIN)/kubectl: hack/controlplane/go.mod hack/controlplane/go.sum
-	cd hack/controlplane && go build -ldflags "$(KUBE_LDFLAGS)" -o $@ ./kubectl
+$(SETUP_ENVTEST): hack/setup-envtest/go.mod hack/setup-envtest/go.sum
+	cd hack/setup-envtest && go build -o $@ sigs.k8s.io/controller-runtime/tools/setup-envtest
 
-$(BIN)/etcd: hack/controlplane/go.mod hack/controlplane/go.sum
-	cd hack/controlplane && go build -o $@ ./etcd
+$(BIN)/kube-apiserver: hack/controlplane/go.mod hack/controlplane/go.sum | $(SETUP_ENVTEST)
+	@$(call envtest_download,kube-apiserver) || { echo "setup-envtest cannot download; building kube-apiserver from source"; \
+	cd hack/controlplane && go build -ldflags "$(KUBE_LDFLAGS)" -o $@ ./kube-apiserver; }
+
+$(BIN)/kubectl: hack/controlplane/go.mod hack/controlplane/go.sum | $(SETUP_ENVTEST)
+	@$(call envtest_download,kubectl) || { echo "setup-envtest cannot download; building kubectl from source"; \
+	cd hack/controlplane && go build -ldflags "$(KUBE_LDFLAGS)" -o $@ ./kubectl; }
+
+$(BIN)/etcd: hack/controlplane/go.mod hack/controlplane/go.sum | $(SETUP_ENVTEST)
+	@$(call envtest_download,etcd) || { echo "setup-envtest cannot download; building etcd from source"; \
+	cd hack/controlplane && go build -o $@ ./etcd; }
 
 # golangci-lint with kube-api-linter built in (its module plugin), built with the Go the project uses: a
 # golangci-lint built by an older Go cannot load this module.
@@ -127,3 +188,33 @@ $(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(HELM): hack/helm/go.mod hack/helm/go.sum
+	cd hack/helm && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)" -o $@ helm.sh/helm/v4/cmd/helm
+
+$(KUBECONFORM): hack/kubeconform/go.mod hack/kubeconform/go.sum
+	cd hack/kubeconform && go build -o $@ github.com/yannh/kubeconform/cmd/kubeconform
+
+$(KUBE_SCORE): hack/kube-score/go.mod hack/kube-score/go.sum
+	cd hack/kube-score && go build -o $@ github.com/zegl/kube-score/cmd/kube-score
+
+# From the OpenAPI document of the k8s.io/kubernetes module the control plane is built from; offline.
+$(SCHEMAS)/.stamp: hack/kubeconform/schemas/main.go hack/controlplane/go.mod $(wildcard config/crd/bases/*.yaml)
+	rm -rf $(SCHEMAS)
+	cd hack/kubeconform && go run ./schemas -openapi "$$(cd ../controlplane && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/api/openapi-spec/v3" \
+		-crds ../../config/crd/bases -out $(SCHEMAS)
+	touch $@
+
+# runc runs the image in test/install. Installed from Debian when missing and we are root; otherwise that
+# test skips (fails with CI=true) and says why.
+.PHONY: runc
+runc:
+	@command -v runc >/dev/null || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing runc (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc; }; \
+	else echo "runc is missing and cannot be installed here (not root or no apt-get): the image test will say so"; fi; }
+
+.PHONY: tools
+tools: $(CONTROL_PLANE) $(CONTROLLER_GEN) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp ## Build every tool into bin/ (once; helm is the largest).

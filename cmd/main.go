@@ -27,6 +27,7 @@ func main() {
 		probeAddr      string
 		secureMetrics  bool
 		leaderElection bool
+		leaderElectNS  string
 		watchNS        string
 		operatorOpts   controller.Options
 		network        networkFlags
@@ -36,6 +37,8 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	flag.BoolVar(&leaderElection, "leader-elect", false, "Elect a leader, so that only one replica polls at a time.")
+	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; "+
+		"the pod's own when empty. Needed with --leader-elect outside a cluster.")
 	flag.StringVar(&watchNS, "watch-namespaces", "", "Comma-separated namespaces whose AsyncTasks, TaskBackends and "+
 		"Secrets the operator watches (include the namespaces ClusterTaskBackends take Secrets from); all when empty.")
 	flag.IntVar(&operatorOpts.Workers, "workers", 16, "How many tasks are polled at once.")
@@ -72,6 +75,7 @@ func main() {
 	mgrOptions.Metrics = metricsOptions
 	mgrOptions.HealthProbeBindAddress = probeAddr
 	mgrOptions.LeaderElection = leaderElection
+	mgrOptions.LeaderElectionNamespace = leaderElectNS
 	// Each shard elects its own leader.
 	mgrOptions.LeaderElectionID = strings.Trim("asynctask-operator-"+operatorOpts.Shard, "-") + ".tasks.asynctask.dev"
 	mgrOptions.LeaderElectionReleaseOnCancel = true

@@ -32,7 +32,26 @@ func render(t *testing.T) rendered {
 	if err != nil {
 		t.Fatalf("kubectl kustomize config/default (run `make test`, which builds bin/kubectl): %v", err)
 	}
+	return decode(t, out)
+}
+
+// decode reads a multi-document YAML stream into objects by kind and name.
+func decode(t *testing.T, out []byte) rendered {
+	t.Helper()
 	objs := rendered{}
+	for _, obj := range decodeAll(t, out) {
+		if objs[obj.GetKind()] == nil {
+			objs[obj.GetKind()] = map[string]*unstructured.Unstructured{}
+		}
+		objs[obj.GetKind()][obj.GetName()] = obj
+	}
+	return objs
+}
+
+// decodeAll reads a multi-document YAML stream.
+func decodeAll(t *testing.T, out []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
 	decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	for {
 		obj := &unstructured.Unstructured{}
@@ -42,10 +61,9 @@ func render(t *testing.T) rendered {
 			}
 			t.Fatal(err)
 		}
-		if objs[obj.GetKind()] == nil {
-			objs[obj.GetKind()] = map[string]*unstructured.Unstructured{}
+		if len(obj.Object) > 0 {
+			objs = append(objs, obj)
 		}
-		objs[obj.GetKind()][obj.GetName()] = obj
 	}
 	return objs
 }
