@@ -172,7 +172,7 @@ func unpack(t *testing.T, dir string, layers []string) {
 				t.Fatal(err)
 			}
 		}
-		f.Close() //nolint:errcheck // read only
+		f.Close() // read only
 	}
 }
 
@@ -264,7 +264,7 @@ func TestImageRunsTheOperatorInAContainer(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		resp.Body.Close() //nolint:errcheck // read nothing
+		resp.Body.Close() // read nothing
 		return resp.StatusCode == http.StatusOK
 	})
 	checkContainerProcess(t, runc, state, id)
@@ -377,7 +377,7 @@ func checkMetricsNeedTheReaderRole(t *testing.T, port int, namespace string) {
 		t.Fatal(err)
 	}
 	// The manager serves a self-signed certificate; the scrape is about who may read, not whom to trust.
-	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // see above
+	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // test only: see above
 	scrape := func(token string) (int, string) {
 		req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", port), nil)
 		if err != nil {
@@ -388,7 +388,7 @@ func checkMetricsNeedTheReaderRole(t *testing.T, port int, namespace string) {
 		if err != nil {
 			return 0, err.Error()
 		}
-		defer resp.Body.Close() //nolint:errcheck // read below
+		defer resp.Body.Close() // read below
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
@@ -411,6 +411,6 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close() //nolint:errcheck // only its port is wanted
+	defer l.Close() // only its port is wanted
 	return l.Addr().(*net.TCPAddr).Port
 }

@@ -73,7 +73,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "starting the local control plane from bin/ (run `make test`, which builds it): %v\n", err)
 		return 1
 	}
-	defer env.Stop() //nolint:errcheck // the process ends
+	defer env.Stop() // the process ends
 	if admin, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -86,7 +86,7 @@ func run(m *testing.M) int {
 	}
 	server := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = server.Serve(listener) }()
-	defer server.Close() //nolint:errcheck // the process ends
+	defer server.Close() // the process ends
 	simURL = "http://" + listener.Addr().String()
 
 	dir, err := os.MkdirTemp("", "asynctask-install-")
@@ -94,7 +94,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir) //nolint:errcheck // a temporary directory
+	defer os.RemoveAll(dir) // a temporary directory
 	// The image's build flags, so that the build cache of `make image` serves this build.
 	manager = filepath.Join(dir, "manager")
 	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", manager, "./cmd")
