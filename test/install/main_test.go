@@ -73,7 +73,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "starting the local control plane from bin/ (run `make test`, which builds it): %v\n", err)
 		return 1
 	}
-	defer env.Stop() // the process ends
+	defer func() { _ = env.Stop() }()
 	if admin, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
