@@ -6,7 +6,9 @@ ARG TARGETOS
 ARG TARGETARCH
 WORKDIR /workspace
 # Module downloads are cached in their own layers, re-run only when a go.mod or go.sum changes.
+# api/ is its own module, which go.mod replaces with ./api: its go.mod must be there before the download.
 COPY go.mod go.sum ./
+COPY api/go.mod api/go.sum api/
 RUN go mod download
 COPY hack/image/go.mod hack/image/go.sum hack/image/
 RUN cd hack/image && go mod download

@@ -10,6 +10,12 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 
 CONTROLLER_GEN := $(BIN)/controller-gen
+# The Go modules vet and lint cover: the operator and its importable API. Each is
+# its own module, which `./...` from the root does not enter.
+MODULES := . api
+# The packages controller-gen reads markers from: the API types (CRDs) and the reconcilers (RBAC), not the
+# example's, whose permissions are its own.
+GEN_PATHS := ./api/...;./cmd/...;./internal/...
 GOLANGCI_LINT := $(BIN)/golangci-lint-kube-api-linter
 HELM := $(BIN)/helm
 KUBECONFORM := $(BIN)/kubeconform
@@ -39,7 +45,7 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC role from the API types and markers (and the chart's CRD copies).
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="$(GEN_PATHS)" output:crd:artifacts:config=config/crd/bases
 	rm -f charts/asynctask-operator/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/asynctask-operator/files/crds/
 
 .PHONY: generate
@@ -47,16 +53,24 @@ generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify
-verify: verify-manifests verify-installer generate ## Fail when generated files are not what the generators produce.
+verify: verify-manifests verify-installer verify-api-deps generate ## Fail when generated files are not what the generators produce.
 	@git diff --exit-code -- api || { echo "Generated deepcopy is stale: run 'make generate' and commit."; exit 1; }
 
 .PHONY: verify-manifests
 verify-manifests: $(CONTROLLER_GEN) ## Fail when the committed CRDs or RBAC role differ from what the markers generate.
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=$$tmp/crd output:rbac:artifacts:config=$$tmp/rbac && \
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="$(GEN_PATHS)" output:crd:artifacts:config=$$tmp/crd output:rbac:artifacts:config=$$tmp/rbac && \
 	diff -r $$tmp/crd config/crd/bases && diff $$tmp/rbac/role.yaml config/rbac/role.yaml && \
 	diff -r $$tmp/crd charts/asynctask-operator/files/crds || \
 	{ echo "CRDs or RBAC are stale: run 'make manifests' and commit."; exit 1; }
+
+# The API module is for other controllers to import: its module graph must hold apimachinery and what that
+# needs, never controller-runtime, client-go, the API server or the operator (docs/consumers.md).
+API_FORBIDDEN_MODULES := sigs.k8s.io/controller-runtime|k8s.io/client-go|k8s.io/apiserver|k8s.io/apiextensions-apiserver|github.com/asynctask-operator/.*
+.PHONY: verify-api-deps
+verify-api-deps: ## Fail when the API module's go list -m all holds controller-runtime, client-go or an operator module.
+	@found=$$(cd api && go list -m -f '{{if not .Main}}{{.Path}}{{end}}' all | grep -E '^($(API_FORBIDDEN_MODULES))$$'); \
+	if [ -n "$$found" ]; then echo "api/ must stay apimachinery-level; its module graph holds:"; echo "$$found"; exit 1; fi
 
 .PHONY: verify-installer
 verify-installer: $(BIN)/kubectl ## Fail when dist/install.yaml is not what config/default renders.
@@ -64,20 +78,21 @@ verify-installer: $(BIN)/kubectl ## Fail when dist/install.yaml is not what conf
 	diff -u dist/install.yaml $$tmp || { echo "dist/install.yaml is stale: run 'make build-installer' and commit."; exit 1; }
 
 .PHONY: fmt
-fmt: ## Run go fmt.
-	go fmt ./...
+fmt: ## Run go fmt over every module.
+	@for m in $(MODULES); do (cd $$m && go fmt ./...) || exit 1; done
 
 .PHONY: vet
-vet: ## Run go vet.
-	go vet ./...
+vet: ## Run go vet over every module.
+	@for m in $(MODULES); do echo "go vet ($$m)"; (cd $$m && go vet ./...) || exit 1; done
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run golangci-lint and kube-api-linter (.golangci.yml) over the module.
-	$(GOLANGCI_LINT) run ./...
+lint: $(GOLANGCI_LINT) ## Run golangci-lint and kube-api-linter (.golangci.yml) over every module.
+	@for m in $(MODULES); do echo "golangci-lint ($$m)"; (cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc vet lint verify-manifests verify-installer ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
+test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc vet lint verify-manifests verify-installer verify-api-deps ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
 	go test $$(go list ./... | grep -v -e /internal/controller -e /test/install) -count=1 -timeout 20m
+	cd api && go test ./... -count=1
 	@# The controller suite alone, then test/install: the suite kills and restarts its API server, which must
 	@# get its port back and start within envtest's timeout, so no other control plane or listener runs beside it.
 	go test ./internal/controller -count=1 -timeout 20m

@@ -3,6 +3,7 @@ module github.com/asynctask-operator/asynctask-operator
 go 1.26.0
 
 require (
+	github.com/asynctask-operator/asynctask-operator/api v0.0.0
 	github.com/go-logr/logr v1.4.3
 	github.com/google/cel-go v0.29.2
 	github.com/google/go-cmp v0.7.0
@@ -101,3 +102,6 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
+
+// The API is its own module (importable without the operator); the operator builds against this copy.
+replace github.com/asynctask-operator/asynctask-operator/api => ./api

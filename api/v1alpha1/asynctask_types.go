@@ -1,7 +1,6 @@
 package v1alpha1
 
 import (
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -176,7 +175,7 @@ type AsyncTaskStatus struct {
 	// +optional
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Schemaless
-	Result *apiextensionsv1.JSON `json:"result,omitempty"`
+	Result *JSON `json:"result,omitempty"`
 
 	// ResultTruncated is true when result was left out for size.
 	// +optional

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/conversion"
@@ -148,7 +147,7 @@ func setResult(st *v1alpha1.AsyncTaskStatus, result json.RawMessage) {
 	case len(result) > maxResultBytes:
 		st.Result, st.ResultTruncated = nil, true
 	default:
-		st.Result, st.ResultTruncated = &apiextensionsv1.JSON{Raw: result}, false
+		st.Result, st.ResultTruncated = &v1alpha1.JSON{Raw: result}, false
 	}
 }
 
@@ -156,7 +155,7 @@ func setResult(st *v1alpha1.AsyncTaskStatus, result json.RawMessage) {
 // JSON values, since the server re-encodes a result with its keys sorted.
 var statusEquality = conversion.EqualitiesOrDie(
 	func(a, b metav1.Time) bool { return a.UTC().Truncate(time.Second).Equal(b.UTC().Truncate(time.Second)) },
-	func(a, b apiextensionsv1.JSON) bool { return jsonValueEqual(a.Raw, b.Raw) },
+	func(a, b v1alpha1.JSON) bool { return jsonValueEqual(a.Raw, b.Raw) },
 )
 
 func jsonValueEqual(a, b []byte) bool {

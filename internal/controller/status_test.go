@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	. "github.com/onsi/gomega"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -244,12 +243,12 @@ func TestConditionsMoveTheirTransitionTimeToNowOnlyWhenTheyFlip(t *testing.T) {
 }
 
 func TestStatusEqualityIgnoresResultKeyOrder(t *testing.T) {
-	a := v1alpha1.AsyncTaskStatus{Result: &apiextensionsv1.JSON{Raw: []byte(`{"b":1,"a":[1,2]}`)}}
-	b := v1alpha1.AsyncTaskStatus{Result: &apiextensionsv1.JSON{Raw: []byte(`{"a": [1, 2], "b": 1}`)}}
+	a := v1alpha1.AsyncTaskStatus{Result: &v1alpha1.JSON{Raw: []byte(`{"b":1,"a":[1,2]}`)}}
+	b := v1alpha1.AsyncTaskStatus{Result: &v1alpha1.JSON{Raw: []byte(`{"a": [1, 2], "b": 1}`)}}
 	if !statusEquality.DeepEqual(a, b) {
 		t.Error("equal results with different key order compare unequal")
 	}
-	c := v1alpha1.AsyncTaskStatus{Result: &apiextensionsv1.JSON{Raw: []byte(`{"a":[2,1],"b":1}`)}}
+	c := v1alpha1.AsyncTaskStatus{Result: &v1alpha1.JSON{Raw: []byte(`{"a":[2,1],"b":1}`)}}
 	if statusEquality.DeepEqual(a, c) {
 		t.Error("different results compare equal")
 	}
