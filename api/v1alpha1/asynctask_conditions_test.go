@@ -1,0 +1,75 @@
+package v1alpha1
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestTaskConditionReaders(t *testing.T) {
+	ready := func(s metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: ConditionReady, Status: s, Reason: reason}
+	}
+	finished := func(s metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: ConditionFinished, Status: s, Reason: reason}
+	}
+	type want struct {
+		finished, succeeded, failed bool
+		readyReason, finishedReason string // "" when the condition is absent
+	}
+	cases := map[string]struct {
+		reason     string
+		conditions []metav1.Condition
+		want       want
+	}{
+		"NoStatus": {
+			reason: "a task the operator has not looked at yet is neither finished nor ready",
+			want:   want{},
+		},
+		"Running": {
+			reason:     "a running task has Ready False and no Finished condition",
+			conditions: []metav1.Condition{ready(metav1.ConditionFalse, ReasonRunning)},
+			want:       want{readyReason: ReasonRunning},
+		},
+		"Succeeded": {
+			reason:     "Finished and Ready True is success",
+			conditions: []metav1.Condition{ready(metav1.ConditionTrue, ReasonSucceeded), finished(metav1.ConditionTrue, ReasonSucceeded)},
+			want:       want{finished: true, succeeded: true, readyReason: ReasonSucceeded, finishedReason: ReasonSucceeded},
+		},
+		"Failed": {
+			reason:     "Finished True with Ready False is failure",
+			conditions: []metav1.Condition{ready(metav1.ConditionFalse, ReasonTaskFailed), finished(metav1.ConditionTrue, ReasonTaskFailed)},
+			want:       want{finished: true, failed: true, readyReason: ReasonTaskFailed, finishedReason: ReasonTaskFailed},
+		},
+		"FailedWithoutReady": {
+			reason:     "Finished True without a Ready condition is not success",
+			conditions: []metav1.Condition{finished(metav1.ConditionTrue, ReasonDeadlineExceeded)},
+			want:       want{finished: true, failed: true, finishedReason: ReasonDeadlineExceeded},
+		},
+		"ReadyButNotFinished": {
+			reason:     "Ready True alone does not make a task finished",
+			conditions: []metav1.Condition{ready(metav1.ConditionTrue, ReasonSucceeded)},
+			want:       want{readyReason: ReasonSucceeded},
+		},
+		"FinishedFalse": {
+			reason:     "Finished False is not finished",
+			conditions: []metav1.Condition{ready(metav1.ConditionFalse, ReasonRunning), finished(metav1.ConditionFalse, ReasonRunning)},
+			want:       want{readyReason: ReasonRunning, finishedReason: ReasonRunning},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			task := &AsyncTask{Status: AsyncTaskStatus{Conditions: tc.conditions}}
+			got := want{finished: task.IsFinished(), succeeded: task.Succeeded(), failed: task.Failed()}
+			if c := task.ReadyCondition(); c != nil {
+				got.readyReason = c.Reason
+			}
+			if c := task.FinishedCondition(); c != nil {
+				got.finishedReason = c.Reason
+			}
+			if got != tc.want {
+				t.Errorf("%s:\ngot  %+v\nwant %+v", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
