@@ -10,9 +10,9 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 
 CONTROLLER_GEN := $(BIN)/controller-gen
-# The Go modules vet and lint cover: the operator and its importable API. Each is
+# The Go modules vet, lint and test cover: the operator, its importable API and the example consumer. Each is
 # its own module, which `./...` from the root does not enter.
-MODULES := . api
+MODULES := . api examples/waiter
 # The packages controller-gen reads markers from: the API types (CRDs) and the reconcilers (RBAC), not the
 # example's, whose permissions are its own.
 GEN_PATHS := ./api/...;./cmd/...;./internal/...
@@ -93,6 +93,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint and kube-api-linter (.golangci.yml) 
 test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc vet lint verify-manifests verify-installer verify-api-deps ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
 	go test $$(go list ./... | grep -v -e /internal/controller -e /test/install) -count=1 -timeout 20m
 	cd api && go test ./... -count=1
+	cd examples/waiter && go test ./... -count=1 -timeout 10m
 	@# The controller suite alone, then test/install: the suite kills and restarts its API server, which must
 	@# get its port back and start within envtest's timeout, so no other control plane or listener runs beside it.
 	go test ./internal/controller -count=1 -timeout 20m
