@@ -83,13 +83,14 @@ test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp im
 	go test ./test/install -count=1 -timeout 10m
 
 # The alerts are a PrometheusRule (config/monitoring/alerts.yaml); promtool and the chart read its spec as a
-# plain rule file, which hack/promrules extracts. The chart carries that file as a copy.
+# plain rule file, which hack/promrules extracts. The chart carries that file and the dashboard as copies.
 MONITORING := config/monitoring
 CHART_MONITORING := charts/asynctask-operator/files/monitoring
 
 .PHONY: monitoring
-monitoring: ## Copy the alerts of config/monitoring (as a rule file) into the chart.
+monitoring: ## Copy the alerts (as a rule file) and the dashboard of config/monitoring into the chart.
 	go run ./hack/promrules < $(MONITORING)/alerts.yaml > $(CHART_MONITORING)/alerts.rules.yaml
+	cp $(MONITORING)/dashboard.json $(CHART_MONITORING)/dashboard.json
 
 .PHONY: test-alerts
 test-alerts: promtool ## Check the alerts with promtool and run their tests (config/monitoring/alerts_test.yaml); fail when the chart's copies are stale.
@@ -97,7 +98,7 @@ test-alerts: promtool ## Check the alerts with promtool and run their tests (con
 	go run ./hack/promrules < $(MONITORING)/alerts.yaml > $$tmp/alerts.rules.yaml && \
 	cp $(MONITORING)/alerts_test.yaml $$tmp/ && \
 	promtool check rules $$tmp/alerts.rules.yaml && promtool test rules $$tmp/alerts_test.yaml && \
-	{ diff -u $(CHART_MONITORING)/alerts.rules.yaml $$tmp/alerts.rules.yaml || \
+	{ diff -u $(CHART_MONITORING)/alerts.rules.yaml $$tmp/alerts.rules.yaml && diff -q $(CHART_MONITORING)/dashboard.json $(MONITORING)/dashboard.json || \
 	{ echo "The chart's copies of config/monitoring are stale: run 'make monitoring' and commit."; exit 1; }; }
 
 # make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).

@@ -200,16 +200,7 @@ func TestMetricsNameEachBackendAndGoWithIt(t *testing.T) {
 // the rate limit, and polls that would wait longer are deferred; both are counted for that backend.
 func TestRateLimitedPollsAreCounted(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	spec := trafficOpsSpec()
-	spec.RateLimit = &v1alpha1.RateLimit{QPS: 1, Burst: 1}
-	createBackend(t, ns, "slow", spec, trafficOpsTokenSecret)
-	for i := range 4 {
-		id := trafficOpsTaskID(9501 + i + 4*(len(ns)%100))
-		sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running}, vendorsim.Step{Phase: vendorsim.Running}, vendorsim.Step{Phase: vendorsim.Succeeded})
-		createTask(t, ns, "limited-"+string(rune('a'+i)), "slow", id)
-	}
-	labels := backendLabelsOf(backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: ns, Name: "slow"})
+	labels := runRateLimitedTasks(t)
 	g.Eventually(func(g Gomega) {
 		families := scrape(g)
 		waits, _ := sample(g, families, "asynctask_rate_limit_waits_total", labels)
@@ -219,6 +210,21 @@ func TestRateLimitedPollsAreCounted(t *testing.T) {
 		g.Expect(waited).To(BeNumerically(">", 0))
 		g.Expect(deferred).To(BeNumerically(">", 0))
 	}, eventually, tick).Should(Succeed())
+}
+
+// runRateLimitedTasks starts tasks on a backend allowing one request a second and returns its labels.
+func runRateLimitedTasks(t *testing.T) map[string]string {
+	t.Helper()
+	ns := newNamespace(t)
+	spec := trafficOpsSpec()
+	spec.RateLimit = &v1alpha1.RateLimit{QPS: 1, Burst: 1}
+	createBackend(t, ns, "slow", spec, trafficOpsTokenSecret)
+	for i := range 4 {
+		id := trafficOpsTaskID(9501 + i + 4*(len(ns)%100))
+		sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running}, vendorsim.Step{Phase: vendorsim.Running}, vendorsim.Step{Phase: vendorsim.Succeeded})
+		createTask(t, ns, "limited-"+string(rune('a'+i)), "slow", id)
+	}
+	return backendLabelsOf(backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: ns, Name: "slow"})
 }
 
 // TestTasksPastTheirProgressDeadlineAreCounted: a running task whose vendor reports no change for its
