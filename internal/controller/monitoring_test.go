@@ -205,7 +205,7 @@ func TestAlertsParseAndUseExportedMetrics(t *testing.T) {
 			alerts++
 			checkExpression(g, "alert "+r.Alert, r.Expr, exported)
 			g.Expect(string(runbooks)).To(ContainSubstring("\n### "+r.Alert+"\n"), "no runbook section for %s", r.Alert)
-			g.Expect(r.Annotations["runbook_url"]).To(HaveSuffix("docs/operations.md#"+strings.ToLower(r.Alert)))
+			g.Expect(r.Annotations["runbook_url"]).To(HaveSuffix("docs/operations.md#" + strings.ToLower(r.Alert)))
 		}
 	}
 	g.Expect(alerts).To(Equal(6))
