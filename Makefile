@@ -90,7 +90,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint and kube-api-linter (.golangci.yml) 
 	@for m in $(MODULES); do echo "golangci-lint ($$m)"; (cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc vet lint verify-manifests verify-installer verify-api-deps ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
+test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc vet lint verify-manifests verify-installer verify-api-deps test-alerts ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
 	go test $$(go list ./... | grep -v -e /internal/controller -e /test/install) -count=1 -timeout 20m
 	cd api && go test ./... -count=1
 	cd examples/waiter && go test ./... -count=1 -timeout 10m
@@ -98,6 +98,25 @@ test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp im
 	@# get its port back and start within envtest's timeout, so no other control plane or listener runs beside it.
 	go test ./internal/controller -count=1 -timeout 20m
 	go test ./test/install -count=1 -timeout 10m
+
+# The alerts are a PrometheusRule (config/monitoring/alerts.yaml); promtool and the chart read its spec as a
+# plain rule file, which hack/promrules extracts. The chart carries that file and the dashboard as copies.
+MONITORING := config/monitoring
+CHART_MONITORING := charts/asynctask-operator/files/monitoring
+
+.PHONY: monitoring
+monitoring: ## Copy the alerts (as a rule file) and the dashboard of config/monitoring into the chart.
+	go run ./hack/promrules < $(MONITORING)/alerts.yaml > $(CHART_MONITORING)/alerts.rules.yaml
+	cp $(MONITORING)/dashboard.json $(CHART_MONITORING)/dashboard.json
+
+.PHONY: test-alerts
+test-alerts: promtool ## Check the alerts with promtool and run their tests (config/monitoring/alerts_test.yaml); fail when the chart's copies are stale.
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	go run ./hack/promrules < $(MONITORING)/alerts.yaml > $$tmp/alerts.rules.yaml && \
+	cp $(MONITORING)/alerts_test.yaml $$tmp/ && \
+	promtool check rules $$tmp/alerts.rules.yaml && promtool test rules $$tmp/alerts_test.yaml && \
+	{ diff -u $(CHART_MONITORING)/alerts.rules.yaml $$tmp/alerts.rules.yaml && diff -q $(CHART_MONITORING)/dashboard.json $(MONITORING)/dashboard.json || \
+	{ echo "The chart's copies of config/monitoring are stale: run 'make monitoring' and commit."; exit 1; }; }
 
 # make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).
 BENCH_TASKS ?= 1000
@@ -221,6 +240,16 @@ $(SCHEMAS)/.stamp: hack/kubeconform/schemas/main.go hack/controlplane/go.mod $(w
 	cd hack/kubeconform && go run ./schemas -openapi "$$(cd ../controlplane && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/api/openapi-spec/v3" \
 		-crds ../../config/crd/bases -out $(SCHEMAS)
 	touch $@
+
+# promtool (test-alerts) comes with Debian's prometheus package: installed when missing and we are root (~45 s).
+.PHONY: promtool
+promtool:
+	@command -v promtool >/dev/null || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing promtool (apt-get install prometheus)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }; \
+	else echo "promtool is missing and cannot be installed here (not root or no apt-get)"; exit 1; fi; }
 
 # runc runs the image in test/install. Installed from Debian when missing and we are root; otherwise that
 # test skips (fails with CI=true) and says why.

@@ -45,6 +45,9 @@ type ClientOptions struct {
 	NetworkPolicy NetworkPolicy
 	// MaxBodyBytes is the most of a response body read (spec.maxResponseBytes); 0 means MaxBodyBytes.
 	MaxBodyBytes int64
+	// OnRateLimitWait, when set, is called with the wait of every request that waited for the rate limit
+	// (for metrics); a request deferred instead of waiting is the caller's to count.
+	OnRateLimitWait func(time.Duration)
 
 	// resolver replaces the system resolver (tests).
 	resolver *net.Resolver
@@ -60,6 +63,8 @@ type Client struct {
 	now     func() time.Time
 	// maxBody is the most of a response body read; a longer body is an error.
 	maxBody int64
+	// onRateLimitWait is ClientOptions.OnRateLimitWait.
+	onRateLimitWait func(time.Duration)
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -90,10 +95,11 @@ func NewClient(opts ClientOptions) *Client {
 			Transport:     transport,
 			CheckRedirect: checkRedirect,
 		},
-		limiter: rate.NewLimiter(rate.Limit(opts.QPS), opts.Burst),
-		timeout: opts.Timeout,
-		now:     now,
-		maxBody: maxBody,
+		limiter:         rate.NewLimiter(rate.Limit(opts.QPS), opts.Burst),
+		timeout:         opts.Timeout,
+		now:             now,
+		maxBody:         maxBody,
+		onRateLimitWait: opts.OnRateLimitWait,
 	}
 }
 
@@ -198,6 +204,9 @@ func (c *Client) waitForRateLimit(ctx context.Context) error {
 	}
 	if wait == 0 {
 		return nil
+	}
+	if c.onRateLimitWait != nil {
+		c.onRateLimitWait(wait)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()

@@ -78,6 +78,11 @@ func (s *Session[T]) Get(ctx context.Context) (T, uint64, error) {
 	}
 	value, expiry, err := s.login(ctx)
 	if err != nil {
+		if KindOf(err) == KindAuthentication {
+			if refused, ok := ctx.Value(loginRefusedKey{}).(func()); ok {
+				refused()
+			}
+		}
 		s.rememberRefusal(err)
 		return zero, s.generation, err
 	}
@@ -88,6 +93,16 @@ func (s *Session[T]) Get(ctx context.Context) (T, uint64, error) {
 		s.onLogin()
 	}
 	return s.value, s.generation, nil
+}
+
+type loginRefusedKey struct{}
+
+// WithLoginRefused returns a context under which every Session calls refused when the vendor refuses a login
+// (an Authentication error from the LoginFunc; a refusal answered again from memory is no new login). A
+// context, as net/http/httptrace hooks are, so that the controller counts refusals per backend without each
+// vendor package passing one more callback to its Session.
+func WithLoginRefused(ctx context.Context, refused func()) context.Context {
+	return context.WithValue(ctx, loginRefusedKey{}, refused)
 }
 
 // rememberRefusal records a refused login, doubling the wait before the next attempt.

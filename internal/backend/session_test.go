@@ -89,3 +89,29 @@ func TestUnreachableLoginIsTriedAgainAtOnce(t *testing.T) {
 	}
 	NewWithT(t).Expect(attempts).To(Equal(3))
 }
+
+// TestRefusedLoginsAreReportedOncePerAttempt: under WithLoginRefused, each login the vendor refuses is
+// reported once; refusals answered from memory and failures that are not refusals are not.
+func TestRefusedLoginsAreReportedOncePerAttempt(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	failure := Errorf(KindAuthentication, "vendor refused the login")
+	s := NewSession(func(context.Context) (string, time.Time, error) { return "", time.Time{}, failure }, 0, nil).
+		RetryRefusedLoginsAfter(10 * time.Second)
+	s.now = func() time.Time { return now }
+	refused := 0
+	ctx := WithLoginRefused(context.Background(), func() { refused++ })
+
+	for range 3 {
+		_, _, _ = s.Get(ctx)
+	}
+	g.Expect(refused).To(Equal(1), "the second and third answers come from memory")
+	now = now.Add(10 * time.Second)
+	_, _, _ = s.Get(ctx)
+	g.Expect(refused).To(Equal(2))
+
+	failure = Errorf(KindTransient, "vendor unreachable")
+	now = now.Add(time.Hour)
+	_, _, _ = s.Get(ctx)
+	g.Expect(refused).To(Equal(2), "an unreachable vendor refused nothing")
+}

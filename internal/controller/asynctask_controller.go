@@ -83,9 +83,8 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		polled = &result
 	}
 	var outcome pollOutcome
-	var backendType v1alpha1.BackendType
 	if polled != nil {
-		outcome, backendType = polled.outcome, polled.backendType
+		outcome = polled.outcome
 	}
 	resultNote, err := r.writeResultConfigMap(ctx, task, outcome)
 	if err != nil {
@@ -105,7 +104,11 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	if status.Phase.Finished() {
 		r.schedule.finish(req.NamespacedName, task.UID)
-		recordFinished(backendType, task, now)
+		labels := labelsFor(backendKeyOf(task), r.connector.typeOf(ctx, backendKeyOf(task))) // failed by a deadline, not polled
+		if polled != nil {
+			labels = polled.labels
+		}
+		recordFinished(labels, task, outcome.observation, r.clock.Now())
 		return r.deleteAfterTTL(ctx, task, now)
 	}
 	return ctrl.Result{RequeueAfter: min(next, untilNextDeadline(task, &status, now))}, nil
@@ -119,7 +122,8 @@ type pollResult struct {
 	deferredFor time.Duration
 	interval    time.Duration
 	backend     backendKey
-	backendType v1alpha1.BackendType
+	// labels name the backend on the metrics.
+	labels backendLabels
 	// connection identifies the vendor client the poll went through (see backendHealth); "" when the backend
 	// could not be used.
 	connection string
@@ -132,35 +136,39 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 	started := r.clock.Now()
 	conn, err := r.connector.connect(ctx, key, task.Namespace)
 	if err != nil {
-		recordPoll("", err, r.clock.Since(started))
+		result.labels = labelsFor(key, r.connector.typeOf(ctx, key))
+		recordPoll(result.labels, err, r.clock.Since(started))
 		result.outcome.err = err
 		return result
 	}
-	result.backendType, result.connection = conn.spec.Type, conn.fingerprint
+	result.labels, result.connection = conn.labels, conn.fingerprint
 	if task.Spec.PollInterval == nil {
 		result.interval = conn.pollInterval()
 	}
 	if !conn.tryAcquireWorker() {
+		recordDeferred(conn.labels, deferredBackendWorkers)
 		result.deferredFor = time.Second // all of this backend's workers are busy
 		return result
 	}
 	defer conn.releaseWorker()
 	if key.Kind == v1alpha1.BackendKindTaskBackend {
 		if !r.connector.namespaceWorkers.tryAcquire(key.Namespace) {
+			recordDeferred(conn.labels, deferredNamespaceWorkers)
 			result.deferredFor = time.Second // all of this namespace's workers are busy
 			return result
 		}
 		defer r.connector.namespaceWorkers.release(key.Namespace)
 	}
 	// Bound the whole poll, a login included, so a stuck vendor never holds a worker for long.
-	pollCtx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
+	pollCtx, cancel := context.WithTimeout(conn.withLoginMetrics(ctx), 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
 	obs, err := backend.PollTask(pollCtx, conn.backend, task.Spec.TaskID, task.Spec.Parameters)
 	if wait, deferred := backend.DeferredFor(err); deferred {
+		recordDeferred(conn.labels, deferredRateLimit)
 		result.deferredFor = wait
 		return result
 	}
-	recordPoll(conn.spec.Type, err, r.clock.Since(started))
+	recordPoll(conn.labels, err, r.clock.Since(started))
 	if err != nil {
 		result.outcome.err = err
 		return result
@@ -193,7 +201,7 @@ func (r *AsyncTaskReconciler) deleteAfterTTL(ctx context.Context, task *v1alpha1
 func (r *AsyncTaskReconciler) writeStatus(ctx context.Context, task *v1alpha1.AsyncTask, status v1alpha1.AsyncTaskStatus) error {
 	before := task.DeepCopy()
 	task.Status = status
-	changed, err := patchStatus(ctx, r.Client, r.FieldOwner, before, task)
+	changed, err := patchStatus(ctx, r.Client, r.FieldOwner, before, task, "AsyncTask")
 	if err != nil || !changed {
 		return err
 	}

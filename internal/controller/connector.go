@@ -60,6 +60,8 @@ type connection struct {
 	spec        v1alpha1.TaskBackendSpec
 	backend     backend.Backend
 	client      *backend.Client
+	// labels name the backend on its metrics.
+	labels backendLabels
 	// workers holds a token per poll in flight, so one backend cannot hold every worker of the operator.
 	workers chan struct{}
 }
@@ -186,7 +188,7 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 	if conn, ok := c.conns[key]; ok && conn.fingerprint == fingerprint {
 		return conn, nil
 	}
-	conn, err := c.buildConnection(spec, creds, roots, c.network[key.Kind])
+	conn, err := c.buildConnection(labelsFor(key, spec.Type), spec, creds, roots, c.network[key.Kind])
 	if err == nil {
 		conn.workers = make(chan struct{}, c.workersPerBackend)
 	}
@@ -213,7 +215,7 @@ func (c *connector) forget(key backendKey) {
 
 // buildConnection builds the vendor client of one version of a backend: its HTTP client, under the kind's
 // network policy, and the Backend its vendor package's factory makes of them.
-func (c *connector) buildConnection(spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy) (*connection, error) {
+func (c *connector) buildConnection(labels backendLabels, spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy) (*connection, error) {
 	factory, err := c.lookup(spec.Type)
 	if err != nil {
 		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: err.Error()}
@@ -225,6 +227,10 @@ func (c *connector) buildConnection(spec v1alpha1.TaskBackendSpec, creds backend
 		RootCAs: roots,
 		// Checked on every connection, so a backend URL cannot reach metadata or API server addresses.
 		NetworkPolicy: network,
+		OnRateLimitWait: func(wait time.Duration) {
+			rateLimitWaits.WithLabelValues(labels[:]...).Inc()
+			rateLimitWaitSeconds.WithLabelValues(labels[:]...).Add(wait.Seconds())
+		},
 	}
 	if spec.RateLimit != nil {
 		opts.QPS, opts.Burst = float64(spec.RateLimit.QPS), int(spec.RateLimit.Burst)
@@ -237,14 +243,13 @@ func (c *connector) buildConnection(spec v1alpha1.TaskBackendSpec, creds backend
 		opts.InsecureSkipVerify = spec.TLS.InsecureSkipVerify
 	}
 	httpClient := backend.NewClient(opts)
-	loginsOfType := vendorLogins.WithLabelValues(typeLabel(spec.Type))
-	b, err := factory(backend.Config{Spec: spec, Credentials: creds, Client: httpClient, OnLogin: loginsOfType.Inc,
+	b, err := factory(backend.Config{Spec: spec, Credentials: creds, Client: httpClient, OnLogin: vendorLogins.WithLabelValues(labels[:]...).Inc,
 		PollInterval: durationOr(spec.PollInterval, defaultPollInterval)})
 	if err != nil {
 		httpClient.Close()
 		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: upperFirst(err.Error())}
 	}
-	return &connection{spec: spec, backend: b, client: httpClient}, nil
+	return &connection{spec: spec, backend: b, client: httpClient, labels: labels}, nil
 }
 
 // checkAllowed refuses a task namespace that a ClusterTaskBackend's allowedNamespaces does not select. The
@@ -274,6 +279,21 @@ func (c *connector) checkAllowed(ctx context.Context, key backendKey, allowed *m
 			"%s does not allow tasks of namespace %s: its spec.allowedNamespaces does not select the namespace's labels", key, namespace)}
 	}
 	return nil
+}
+
+// typeOf returns the type of a backend, "" when it cannot be read: the labels of a poll that could not
+// connect name the backend only when it exists.
+func (c *connector) typeOf(ctx context.Context, key backendKey) v1alpha1.BackendType {
+	spec, _, _, err := c.getBackendSpec(ctx, key)
+	if err != nil {
+		return ""
+	}
+	return spec.Type
+}
+
+// withLoginMetrics returns ctx under which the vendor's refused logins count against the connection's backend.
+func (c *connection) withLoginMetrics(ctx context.Context) context.Context {
+	return backend.WithLoginRefused(ctx, vendorLoginsRefused.WithLabelValues(c.labels[:]...).Inc)
 }
 
 // getBackendSpec reads the backend object.

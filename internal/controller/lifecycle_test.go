@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,14 +11,12 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
@@ -221,35 +218,4 @@ func TestEventsMarkPhaseChangesNotPolls(t *testing.T) {
 		g.Expect(reasons).To(ContainElements("Normal/Running", "Warning/BackendUnavailable", "Normal/Succeeded"))
 	}, eventually, tick).Should(Succeed())
 	g.Expect(len(reasons)).To(BeNumerically("<", sim.Polls(id)), "one event per change, not per poll: %v", reasons)
-}
-
-func TestMetricsAreScraped(t *testing.T) {
-	g := NewWithT(t)
-	ns := newNamespace(t)
-	spec := apigSpec()
-	spec.APIGateway.IAMURL, spec.APIGateway.DomainName = simURL, "acme"
-	createBackend(t, ns, "apig", spec, map[string]string{"username": "sim-user", "password": "sim-password"})
-	id := uniqueTaskID(t)
-	sim.AddTask(id, vendorsim.Step{Phase: vendorsim.Running}, simSucceeded())
-	createTask(t, ns, "measured", "apig", id)
-	waitForPhase(t, ns, "measured", v1alpha1.TaskPhaseSucceeded)
-
-	server := httptest.NewServer(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-	t.Cleanup(server.Close)
-	resp, err := http.Get(server.URL)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(resp.Body)
-	text := string(body)
-	for _, want := range []string{
-		`asynctask_polls_total{backend_type="APIGateway",outcome="success"}`,
-		`asynctask_poll_duration_seconds_count{backend_type="APIGateway"}`,
-		`asynctask_task_duration_seconds_count{backend_type="APIGateway",phase="Succeeded"}`,
-		`asynctask_vendor_logins_total{backend_type="APIGateway"}`,
-		`asynctask_tasks{phase="Succeeded"}`,
-		`asynctask_tasks{phase="Running"}`,
-	} {
-		g.Expect(text).To(ContainSubstring(want))
-	}
-	g.Expect(text).NotTo(ContainSubstring("sim-password"))
 }

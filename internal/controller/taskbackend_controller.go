@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
@@ -42,19 +43,23 @@ type BackendReconciler struct {
 // Reconcile checks the backend and writes its Ready condition when it changed.
 func (r *BackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj, status := r.newObject()
+	key := backendKey{Kind: r.Kind, Namespace: req.Namespace, Name: req.Name}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetBackendMetrics(key) // gone: its series go with it
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	key := backendKey{Kind: r.Kind, Namespace: req.Namespace, Name: req.Name}
 	ready, retryAfter := r.check(ctx, key)
 	if retryAfter > 0 {
 		return ctrl.Result{RequeueAfter: retryAfter}, nil // not checked: the backend's rate limit is used up
 	}
 	before := obj.DeepCopyObject().(client.Object)
 	*status = backendStatus(*status, obj.GetGeneration(), ready, r.clock.Now())
-	if _, err := patchStatus(ctx, r.Client, r.FieldOwner, before, obj); err != nil {
+	if _, err := patchStatus(ctx, r.Client, r.FieldOwner, before, obj, string(r.Kind)); err != nil {
 		return ctrl.Result{}, err
 	}
+	recordBackendReady(key, r.specOf(obj).Type, ready.Status == metav1.ConditionTrue)
 	if ready.Reason == v1alpha1.ReasonUnreachable || ready.Reason == v1alpha1.ReasonAuthenticationFailed {
 		return ctrl.Result{RequeueAfter: recheckUnreachable}, nil
 	}
@@ -83,7 +88,7 @@ func (r *BackendReconciler) check(ctx context.Context, key backendKey) (metav1.C
 	if err != nil {
 		return notReady(err), 0
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
+	ctx, cancel := context.WithTimeout(conn.withLoginMetrics(ctx), 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
 	if err := conn.backend.Check(ctx); err != nil {
 		if wait, deferred := backend.DeferredFor(err); deferred {
@@ -107,6 +112,14 @@ func (r *BackendReconciler) newObject() (client.Object, *v1alpha1.TaskBackendSta
 	}
 	b := &v1alpha1.TaskBackend{}
 	return b, &b.Status
+}
+
+// specOf returns the spec of a backend object of the reconciler's kind.
+func (r *BackendReconciler) specOf(obj client.Object) v1alpha1.TaskBackendSpec {
+	if b, ok := obj.(*v1alpha1.ClusterTaskBackend); ok {
+		return b.Spec
+	}
+	return obj.(*v1alpha1.TaskBackend).Spec
 }
 
 // setupWithManager registers the reconciler for its kind.

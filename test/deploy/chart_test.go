@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 )
 
 // The Helm chart, checked against config/: the same permissions (split by scope when it watches only some
@@ -261,5 +262,47 @@ func TestChartServiceMonitorScrapesTheMetricsPort(t *testing.T) {
 	endpoints, _, _ := unstructured.NestedSlice(monitor.Object, "spec", "endpoints")
 	if len(endpoints) != 1 || endpoints[0].(map[string]any)["port"] != service.Spec.Ports[0].Name || endpoints[0].(map[string]any)["scheme"] != "https" {
 		t.Errorf("endpoints %v do not scrape the Service's port %q over https", endpoints, service.Spec.Ports[0].Name)
+	}
+}
+
+// TestChartShipsTheAlertsAndTheDashboard: behind their values, the chart's PrometheusRule holds the groups of
+// config/monitoring/alerts.yaml and its dashboard ConfigMap, labelled for the Grafana sidecar, holds
+// config/monitoring/dashboard.json.
+func TestChartShipsTheAlertsAndTheDashboard(t *testing.T) {
+	off := renderChart(t)
+	if off["PrometheusRule"] != nil || off["ConfigMap"] != nil {
+		t.Errorf("by default the chart renders %v %v", keys(off["PrometheusRule"]), keys(off["ConfigMap"]))
+	}
+	chart := renderChart(t, "monitoring.alerts.enabled=true", "monitoring.alerts.labels.release=prom", "monitoring.dashboard.enabled=true")
+
+	rule := chart["PrometheusRule"][chartRelease+"-asynctask-operator-alerts"]
+	if rule == nil {
+		t.Fatal("no PrometheusRule")
+	}
+	data, err := os.ReadFile(filepath.Join(repoRoot(), "config", "monitoring", "alerts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var source map[string]any
+	if err := yaml.Unmarshal(data, &source); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rule.Object["spec"], source["spec"]) {
+		t.Error("the chart's PrometheusRule spec differs from config/monitoring/alerts.yaml: run make monitoring")
+	}
+	if rule.GetLabels()["release"] != "prom" {
+		t.Errorf("monitoring.alerts.labels not applied: %v", rule.GetLabels())
+	}
+
+	cm := convert[corev1.ConfigMap](t, chart["ConfigMap"][chartRelease+"-asynctask-operator-dashboard"])
+	if cm.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("dashboard ConfigMap labels %v, want grafana_dashboard: \"1\"", cm.Labels)
+	}
+	dashboard, err := os.ReadFile(filepath.Join(repoRoot(), "config", "monitoring", "dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["asynctask-operator.json"] != string(dashboard) {
+		t.Error("the chart's dashboard differs from config/monitoring/dashboard.json: run make monitoring")
 	}
 }

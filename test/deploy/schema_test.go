@@ -12,8 +12,8 @@ import (
 // dist/install.yaml, the chart's output with every optional object on, and the samples. Strict: a field the
 // API server does not know fails, where the API server itself would drop it with a warning.
 //
-// ServiceMonitor is skipped: its CRD (prometheus-operator's) is not in the repository; chart_test checks
-// its fields name the metrics Service's port.
+// ServiceMonitor and PrometheusRule are skipped: their CRDs (prometheus-operator's) are not in the repository;
+// chart_test checks the ServiceMonitor names the metrics Service's port and the PrometheusRule holds the alerts.
 func TestManifestsMatchKubernetesSchemas(t *testing.T) {
 	root := repoRoot()
 	kubeconform := filepath.Join(root, "bin", "kubeconform")
@@ -29,7 +29,8 @@ func TestManifestsMatchKubernetesSchemas(t *testing.T) {
 		"chart-everything.yaml": {"watchNamespaces={team-a,team-b}", "networkPolicy.enabled=true",
 			"networkPolicy.apiServer.cidrs={10.96.0.1/32}", "networkPolicy.vendors.cidrs={203.0.113.0/24}",
 			"metrics.serviceMonitor.enabled=true", "backendNetwork.allowedCIDRs={10.0.0.0/8}", "imagePullSecrets[0].name=pull",
-			"tolerations[0].operator=Exists", "nodeSelector.kubernetes\\.io/os=linux", "podAnnotations.a=b", "priorityClassName=high"},
+			"tolerations[0].operator=Exists", "nodeSelector.kubernetes\\.io/os=linux", "podAnnotations.a=b", "priorityClassName=high",
+			"monitoring.alerts.enabled=true", "monitoring.dashboard.enabled=true"},
 	}
 	files := []string{filepath.Join(root, "dist", "install.yaml"), filepath.Join(root, "config", "samples"),
 		filepath.Join(root, "config", "networkpolicy")}
@@ -44,7 +45,7 @@ func TestManifestsMatchKubernetesSchemas(t *testing.T) {
 		}
 		files = append(files, path)
 	}
-	args := append([]string{"-strict", "-summary", "-output", "text", "-skip", "ServiceMonitor", "-ignore-filename-pattern", "kustomization.yaml",
+	args := append([]string{"-strict", "-summary", "-output", "text", "-skip", "ServiceMonitor,PrometheusRule", "-ignore-filename-pattern", "kustomization.yaml",
 		"-schema-location", filepath.Join(schemas, "{{ .ResourceKind }}_{{ .Group }}_{{ .ResourceAPIVersion }}.json")}, files...)
 	out, err := exec.Command(kubeconform, args...).CombinedOutput()
 	if err != nil {
