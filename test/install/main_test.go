@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -170,26 +171,19 @@ func createTasks(t *testing.T, ns string, n int) []string {
 // waitSucceeded waits until every named task in ns succeeded, failing with their status otherwise.
 func waitSucceeded(t *testing.T, ns string, names []string, logs fmt.Stringer) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	NewWithT(t).Eventually(func() []string {
 		var pending []string
 		for _, name := range names {
 			task := &v1alpha1.AsyncTask{}
 			if err := admin.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
-				t.Fatal(err)
+				return []string{err.Error()}
 			}
 			if task.Status.Phase != v1alpha1.TaskPhaseSucceeded {
 				pending = append(pending, fmt.Sprintf("%s: phase %q, message %q, conditions %+v", name, task.Status.Phase, task.Status.Message, task.Status.Conditions))
 			}
 		}
-		if len(pending) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tasks did not succeed:\n%s\nmanager output:\n%s", pending, logs)
-		}
-		time.Sleep(250 * time.Millisecond) // polling the API server, bounded by the deadline
-	}
+		return pending
+	}, 90*time.Second, 250*time.Millisecond).Should(BeEmpty(), "tasks did not succeed; manager output:\n%s", logs)
 }
 
 // applyManifests applies every object of a multi-document YAML stream with server-side apply, CRDs first
@@ -297,13 +291,7 @@ func writeKubeconfig(t *testing.T, token string) string {
 // waitFor polls cond every 250 ms for up to a minute.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(250 * time.Millisecond) // polling, bounded by the deadline
-	}
+	NewWithT(t).Eventually(cond, time.Minute, 250*time.Millisecond).Should(BeTrue(), "timed out waiting for %s", what)
 }
 
 // isForbidden reports whether err is the API server's 403.
