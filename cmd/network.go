@@ -48,28 +48,19 @@ func (f *networkFlags) bind(fs *flag.FlagSet) {
 // policies builds the network policy of each backend kind from the flags, the cluster's API server addresses
 // and the operator's own addresses.
 func (f *networkFlags) policies(cfg *rest.Config, scheme *runtime.Scheme, log logr.Logger) (taskBackends, clusterBackends backend.NetworkPolicy, err error) {
-	parse := func(lists ...string) ([]netip.Prefix, error) {
-		var out []netip.Prefix
-		for _, list := range lists {
-			prefixes, err := backend.ParseCIDRs(list)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, prefixes...)
+	for _, field := range []struct {
+		into         *[]netip.Prefix
+		common, kind string
+	}{
+		{&taskBackends.DeniedCIDRs, f.denied, f.taskBackendDenied},
+		{&taskBackends.AllowedCIDRs, f.allowed, f.taskBackendAllowed},
+		{&clusterBackends.DeniedCIDRs, f.denied, f.clusterBackendDenied},
+		{&clusterBackends.AllowedCIDRs, f.allowed, f.clusterBackendAllowed},
+	} {
+		// ParseCIDRs skips empty items, so either list may be empty.
+		if *field.into, err = backend.ParseCIDRs(field.common + "," + field.kind); err != nil {
+			return taskBackends, clusterBackends, err
 		}
-		return out, nil
-	}
-	if taskBackends.DeniedCIDRs, err = parse(f.denied, f.taskBackendDenied); err != nil {
-		return taskBackends, clusterBackends, err
-	}
-	if taskBackends.AllowedCIDRs, err = parse(f.allowed, f.taskBackendAllowed); err != nil {
-		return taskBackends, clusterBackends, err
-	}
-	if clusterBackends.DeniedCIDRs, err = parse(f.denied, f.clusterBackendDenied); err != nil {
-		return taskBackends, clusterBackends, err
-	}
-	if clusterBackends.AllowedCIDRs, err = parse(f.allowed, f.clusterBackendAllowed); err != nil {
-		return taskBackends, clusterBackends, err
 	}
 	apiServer := apiServerAddresses(cfg, scheme, log)
 	taskBackends.APIServerAddresses, clusterBackends.APIServerAddresses = apiServer, apiServer

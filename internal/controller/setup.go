@@ -47,19 +47,14 @@ const defaultWorkers = 16
 
 // networkPolicy returns the network policy of a kind of backend, with the kind's defaults filled in.
 func (o Options) networkPolicy(kind v1alpha1.BackendKind) backend.NetworkPolicy {
+	p, defaults, flag := o.TaskBackendNetwork, backend.TaskBackendDefaults, "--taskbackend-allowed-cidrs"
 	if kind == v1alpha1.BackendKindClusterTaskBackend {
-		p := o.ClusterTaskBackendNetwork
-		if p.DefaultDenied == nil {
-			p.DefaultDenied = backend.ClusterTaskBackendDefaults
-		}
-		p.AllowHint = cmp.Or(p.AllowHint, "--allowed-cidrs or --clustertaskbackend-allowed-cidrs")
-		return p
+		p, defaults, flag = o.ClusterTaskBackendNetwork, backend.ClusterTaskBackendDefaults, "--clustertaskbackend-allowed-cidrs"
 	}
-	p := o.TaskBackendNetwork
 	if p.DefaultDenied == nil {
-		p.DefaultDenied = backend.TaskBackendDefaults
+		p.DefaultDenied = defaults
 	}
-	p.AllowHint = cmp.Or(p.AllowHint, "--allowed-cidrs or --taskbackend-allowed-cidrs")
+	p.AllowHint = cmp.Or(p.AllowHint, "--allowed-cidrs or "+flag)
 	return p
 }
 
