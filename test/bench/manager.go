@@ -44,6 +44,8 @@ func runManager(kubeconfig string, concurrency int) error {
 	if err != nil {
 		return err
 	}
+	// BENCH_PPROF_ADDR serves net/http/pprof on that address, so a run can be profiled (docs/performance.md).
+	opts.PprofBindAddress = os.Getenv("BENCH_PPROF_ADDR")
 	printMem("baseline") // before the manager holds anything: the heap of the code and its libraries alone
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
