@@ -73,6 +73,7 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 
+	r.schedule.place(task, func() time.Duration { return r.pollIntervalOf(ctx, task) }, now)
 	var polled *pollResult // nil when the task is not due: only its deadlines may change its status
 	if r.schedule.due(task, now) {
 		result := r.poll(ctx, task)
@@ -179,6 +180,19 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 	}
 	result.outcome.observation = &obs
 	return result
+}
+
+// pollIntervalOf is the task's poll interval: its own, else its backend's; the default when the backend cannot
+// be read.
+func (r *AsyncTaskReconciler) pollIntervalOf(ctx context.Context, task *v1alpha1.AsyncTask) time.Duration {
+	if task.Spec.PollInterval != nil {
+		return durationOr(task.Spec.PollInterval, defaultPollInterval)
+	}
+	spec, _, _, err := r.connector.getBackendSpec(ctx, backendKeyOf(task))
+	if err != nil {
+		return defaultPollInterval
+	}
+	return durationOr(spec.PollInterval, defaultPollInterval)
 }
 
 // deleteAfterTTL deletes a finished task ttlSecondsAfterFinished after its completion, like a Job.

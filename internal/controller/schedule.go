@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"hash/fnv"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -68,6 +69,44 @@ func (s *scheduler) lookup(key types.NamespacedName, uid types.UID) taskSchedule
 		return ts
 	}
 	return taskSchedule{uid: uid}
+}
+
+// place gives a task that this process has not scheduled yet its first due time (see firstDue). interval is
+// asked only then: it may read the task's backend.
+func (s *scheduler) place(task *v1alpha1.AsyncTask, interval func() time.Duration, now time.Time) {
+	s.mu.Lock()
+	known := s.tasks[taskKey(task)].uid == task.UID
+	s.mu.Unlock()
+	if known {
+		return
+	}
+	due := firstDue(task, interval(), now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tasks[taskKey(task)].uid != task.UID { // not placed meanwhile by another worker or pollNow
+		s.tasks[taskKey(task)] = taskSchedule{uid: task.UID, due: due, regular: due}
+	}
+}
+
+// firstDue is when a task this process has not scheduled yet is first polled. A task never polled, or whose
+// spec changed since its status was written, is due at once. Any other task was polled by an earlier process
+// (a restart, a new leader): when it was is not in its status (status is written only on change), so it is
+// placed within one interval at a phase fixed by its UID. A restart then asks the vendor what a steady interval
+// asks, instead of every task at once; and two processes place a task at the same moment of the interval.
+func firstDue(task *v1alpha1.AsyncTask, interval time.Duration, now time.Time) time.Time {
+	if task.Status.Phase == "" || task.Status.ObservedGeneration != task.Generation || interval <= 0 {
+		return now
+	}
+	return now.Add(phaseOffset(task.UID, interval, now))
+}
+
+// phaseOffset is the wait from now until the next moment whose offset within interval (counted from the Unix
+// epoch) equals a hash of uid: uniform over [0, interval) across tasks, the same for one task in every process.
+func phaseOffset(uid types.UID, interval time.Duration, now time.Time) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(uid))
+	phase := int64(h.Sum64() % uint64(interval))
+	return time.Duration((phase - now.UnixNano()%int64(interval) + int64(interval)) % int64(interval))
 }
 
 // wait returns how long until the task is due; 0 when it is due or unknown.
@@ -149,12 +188,13 @@ func (s *scheduler) wake(key types.NamespacedName, uid types.UID) bool {
 	return true
 }
 
-// pollNow makes a task due at once (its backend or Secret changed); the caller queues it.
+// pollNow makes a task due at once (its backend or Secret changed); the caller queues it. The task is kept
+// known, so that place does not spread its poll over an interval.
 func (s *scheduler) pollNow(key types.NamespacedName, uid types.UID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ts, ok := s.tasks[key]; ok && ts.uid == uid && !ts.finished {
-		delete(s.tasks, key)
+	if ts, ok := s.tasks[key]; !ok || ts.uid != uid || !ts.finished {
+		s.tasks[key] = taskSchedule{uid: uid}
 	}
 	return true
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -145,4 +146,58 @@ func TestSchedulerForgetsFinishedAndGoneTasks(t *testing.T) {
 	s.record(task, pollResult{interval: time.Minute, outcome: pollOutcome{observation: running(1)}}, 0, now)
 	s.forget(taskKey(task), "")
 	g.Expect(s.wait(task, now)).To(BeZero(), "a task gone from the API server is forgotten")
+}
+
+// TestFirstPollAfterARestartIsSpreadOverOneInterval: a process that meets a task it has not scheduled (after a
+// restart or a leader change) polls it at once only when it was never polled or its spec changed; any other
+// task is placed within one interval at a phase fixed by its UID, the same in every process, and 10,000 tasks
+// so placed spread evenly over the interval.
+func TestFirstPollAfterARestartIsSpreadOverOneInterval(t *testing.T) {
+	g := NewWithT(t)
+	const interval = 10 * time.Second
+	now := time.Date(2026, 12, 2, 0, 0, 3, 250_000_000, time.UTC)
+	every := func() time.Duration { return interval }
+	polledBefore := func(name string) *v1alpha1.AsyncTask {
+		task := scheduledTask(name)
+		task.Generation, task.Status.ObservedGeneration, task.Status.Phase = 2, 2, v1alpha1.TaskPhaseRunning
+		return task
+	}
+	placed := func(s *scheduler, task *v1alpha1.AsyncTask, at time.Time) time.Duration {
+		s.place(task, every, at)
+		return s.wait(task, at)
+	}
+
+	g.Expect(placed(newScheduler(), scheduledTask("new"), now)).To(BeZero(), "never polled: at once")
+	changed := polledBefore("changed")
+	changed.Generation = 3
+	g.Expect(placed(newScheduler(), changed, now)).To(BeZero(), "spec changed since its status: at once")
+
+	task := polledBefore("running")
+	first := placed(newScheduler(), task, now)
+	g.Expect(first).To(BeNumerically(">=", 0))
+	g.Expect(first).To(BeNumerically("<", interval))
+	g.Expect(placed(newScheduler(), task, now.Add(3*interval))).To(Equal(first), "another process, intervals later: the same phase")
+	g.Expect(placed(newScheduler(), task, now.Add(first))).To(BeZero(), "a process starting at that phase polls it at once")
+
+	s := newScheduler()
+	s.place(task, every, now)
+	s.place(task, func() time.Duration { panic("a known task is not placed again") }, now.Add(time.Second))
+	g.Expect(s.wait(task, now)).To(Equal(first))
+	s.pollNow(taskKey(task), task.UID)
+	g.Expect(s.wait(task, now)).To(BeZero(), "pollNow (its backend or Secret changed) still means at once")
+	s.place(task, every, now)
+	g.Expect(s.wait(task, now)).To(BeZero(), "and place does not spread it again")
+
+	const tasks = 10_000
+	perSecond := make([]int, int(interval/time.Second))
+	s = newScheduler()
+	for i := range tasks {
+		task := polledBefore(fmt.Sprintf("task-%05d", i))
+		task.UID = types.UID(fmt.Sprintf("%08x-6b1e-4d6a-9c1f-%012x", i*2654435761, i))
+		perSecond[int(placed(s, task, now)/time.Second)]++
+	}
+	for second, n := range perSecond {
+		g.Expect(n).To(BeNumerically("~", tasks/len(perSecond), tasks/len(perSecond)/10),
+			"second %d of the interval holds %d of %d first polls (steady: %d)", second, n, tasks, tasks/len(perSecond))
+	}
 }
