@@ -279,6 +279,6 @@ func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *conn
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forNamespace),
 			builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Named("asynctask").
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, LogConstructor: taskLogConstructor(mgr.GetLogger())}).
 		Complete(r)
 }
