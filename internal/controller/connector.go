@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,6 +58,8 @@ func backendKeyOf(task *v1alpha1.AsyncTask) backendKey {
 // connection is a usable backend: the vendor client built from one version of the backend and its Secrets.
 type connection struct {
 	fingerprint string
+	// changes is connector.changes when the backend and its Secrets were last read; guarded by connector.mu.
+	changes uint64
 	spec        v1alpha1.TaskBackendSpec
 	backend     backend.Backend
 	client      *backend.Client
@@ -102,8 +105,35 @@ type connector struct {
 	// with many slow backends cannot hold every worker either.
 	namespaceWorkers *workerShares
 
+	// changes counts the changes of backends and of the Secrets they read, as the watches report them
+	// (changed); a connection built at the current count is used without reading its backend again.
+	changes atomic.Uint64
+
 	mu    sync.Mutex
 	conns map[backendKey]*connection
+}
+
+// changed records that a backend, or a Secret a backend reads, changed: every connection is read again before
+// its next use. The watches call it after the cache holds the change.
+func (c *connector) changed() { c.changes.Add(1) }
+
+// connectForPoll is connect for a poll: while no backend or Secret changed since the backend's connection was
+// built, it is used without reading the backend and its Secrets again (only a ClusterTaskBackend's
+// allowedNamespaces is checked for the task's namespace, whose labels may change alone).
+func (c *connector) connectForPoll(ctx context.Context, key backendKey, taskNamespace string) (*connection, error) {
+	c.mu.Lock()
+	conn, ok := c.conns[key]
+	current := ok && conn.changes == c.changes.Load()
+	c.mu.Unlock()
+	if !current {
+		return c.connect(ctx, key, taskNamespace)
+	}
+	if key.Kind == v1alpha1.BackendKindClusterTaskBackend {
+		if err := c.checkAllowed(ctx, key, conn.spec.AllowedNamespaces, taskNamespace); err != nil {
+			return nil, err
+		}
+	}
+	return conn, nil
 }
 
 // workerShares hands out at most size worker slots per key.
@@ -163,6 +193,7 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: fmt.Sprintf(
 			"%s cannot be used: namespaced backends are disabled by the operator's --forbid-namespaced-backends flag; use a ClusterTaskBackend", key)}
 	}
+	changes := c.changes.Load() // before reading, so that a change while reading is read again next time
 	spec, uid, generation, err := c.getBackendSpec(ctx, key)
 	if err != nil {
 		c.forget(key)
@@ -186,6 +217,7 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if conn, ok := c.conns[key]; ok && conn.fingerprint == fingerprint {
+		conn.changes = changes
 		return conn, nil
 	}
 	conn, err := c.buildConnection(labelsFor(key, spec.Type), spec, creds, roots, c.network[key.Kind])
@@ -195,7 +227,7 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 	if err != nil {
 		return nil, err
 	}
-	conn.fingerprint = fingerprint
+	conn.fingerprint, conn.changes = fingerprint, changes
 	if old, ok := c.conns[key]; ok {
 		old.client.Close()
 	}

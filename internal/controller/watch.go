@@ -83,9 +83,18 @@ func backendsUsingSecret(ctx context.Context, c client.Reader, secret client.Obj
 type taskMapper struct {
 	client   client.Reader
 	schedule *scheduler
+	// changed, when set, is told of every change of a backend or of a Secret a backend reads (connector.changed).
+	changed func()
+}
+
+func (m *taskMapper) noteChange() {
+	if m.changed != nil {
+		m.changed()
+	}
 }
 
 func (m *taskMapper) forBackend(ctx context.Context, obj client.Object) []reconcile.Request {
+	m.noteChange()
 	key := backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 	if _, ok := obj.(*v1alpha1.ClusterTaskBackend); ok {
 		key = backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: obj.GetName()}
@@ -95,7 +104,11 @@ func (m *taskMapper) forBackend(ctx context.Context, obj client.Object) []reconc
 
 func (m *taskMapper) forSecret(ctx context.Context, obj client.Object) []reconcile.Request {
 	var requests []reconcile.Request
-	for _, key := range backendsUsingSecret(ctx, m.client, obj) {
+	backends := backendsUsingSecret(ctx, m.client, obj)
+	if len(backends) > 0 {
+		m.noteChange()
+	}
+	for _, key := range backends {
 		requests = append(requests, m.tasksOf(ctx, key, m.schedule.pollNow)...)
 	}
 	return requests
