@@ -92,7 +92,8 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	status := statusFromOutcome(task, outcome, resultNote, now)
-	if err := r.writeStatus(ctx, task, status); err != nil {
+	task, err = r.writeStatus(ctx, task, status)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	next := r.schedule.wait(task, now)
@@ -110,7 +111,12 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			labels = polled.labels
 		}
 		recordFinished(labels, task, outcome.observation, r.clock.Now())
-		return r.deleteAfterTTL(ctx, task, now)
+		result, err := r.deleteAfterTTL(ctx, task, now)
+		if err == nil && result.RequeueAfter == 0 {
+			// Once more when the cache shows the final status, to drop the task from the schedule.
+			result.RequeueAfter = time.Second
+		}
+		return result, err
 	}
 	return ctrl.Result{RequeueAfter: min(next, untilNextDeadline(task, &status, now))}, nil
 }
@@ -135,7 +141,7 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 	key := backendKeyOf(task)
 	result := pollResult{backend: key, interval: durationOr(task.Spec.PollInterval, defaultPollInterval)}
 	started := r.clock.Now()
-	conn, err := r.connector.connect(ctx, key, task.Namespace)
+	conn, err := r.connector.connectForPoll(ctx, key, task.Namespace)
 	if err != nil {
 		result.labels = labelsFor(key, r.connector.typeOf(ctx, key))
 		recordPoll(result.labels, err, r.clock.Since(started))
@@ -210,17 +216,25 @@ func (r *AsyncTaskReconciler) deleteAfterTTL(ctx context.Context, task *v1alpha1
 	return ctrl.Result{}, client.IgnoreNotFound(err)
 }
 
-// writeStatus patches the status when it differs from what is stored, and records an event when the phase
-// or the reason the task waits changed.
-func (r *AsyncTaskReconciler) writeStatus(ctx context.Context, task *v1alpha1.AsyncTask, status v1alpha1.AsyncTaskStatus) error {
-	before := task.DeepCopy()
-	task.Status = status
-	changed, err := patchStatus(ctx, r.Client, r.FieldOwner, before, task, "AsyncTask")
-	if err != nil || !changed {
-		return err
+// writeStatus patches the status when it differs from what is stored, records an event when the phase or the
+// reason the task waits changed, and returns the task with that status. task is the cache's own object, read
+// without a copy (CacheOptions): it is never changed, only copied when there is something to write.
+func (r *AsyncTaskReconciler) writeStatus(ctx context.Context, task *v1alpha1.AsyncTask, status v1alpha1.AsyncTaskStatus) (*v1alpha1.AsyncTask, error) {
+	if statusEquality.DeepEqual(task.Status, status) {
+		unchanged := *task // a shallow copy: nothing writes into it
+		unchanged.Status = status
+		return &unchanged, nil
 	}
-	r.recordTransition(before, task)
-	return nil
+	after := task.DeepCopy()
+	after.Status = status
+	changed, err := patchStatus(ctx, r.Client, r.FieldOwner, task, after, "AsyncTask")
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		r.recordTransition(task, after)
+	}
+	return after, nil
 }
 
 func (r *AsyncTaskReconciler) recordTransition(before, after *v1alpha1.AsyncTask) {
@@ -255,6 +269,14 @@ func isBackendErrorReason(reason string) bool {
 	return false
 }
 
+// unlessFinishedForGood drops the creation events (a start's initial list among them) of finished tasks without
+// ttlSecondsAfterFinished: there is nothing to do for them, and a cluster may hold many. Their deletion still
+// reaches the reconciler, which forgets their schedule.
+var unlessFinishedForGood = predicate.Funcs{CreateFunc: func(e event.CreateEvent) bool {
+	task, ok := e.Object.(*v1alpha1.AsyncTask)
+	return !ok || !task.Status.Phase.Finished() || task.Spec.TTLSecondsAfterFinished != nil || !task.DeletionTimestamp.IsZero()
+}}
+
 // setupWithManager registers the reconciler. Tasks are reconciled when created or their spec changes (their
 // own status writes do not trigger a poll), and when a backend or Secret they depend on changes.
 func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *connector, workers int) error {
@@ -263,12 +285,12 @@ func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *conn
 		r.clock = clock.RealClock{}
 	}
 	r.schedule = newScheduler()
-	r.tasksOf = &taskMapper{client: mgr.GetClient(), schedule: r.schedule}
+	r.tasksOf = &taskMapper{client: mgr.GetClient(), schedule: r.schedule, changed: connector.changed}
 	tasksOf := r.tasksOf
 	r.wake = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
-		For(&v1alpha1.AsyncTask{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1alpha1.AsyncTask{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, unlessFinishedForGood)).
 		Watches(&v1alpha1.TaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ClusterTaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),

@@ -2,9 +2,12 @@ package controller
 
 import (
 	"fmt"
+	"sync"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -28,7 +31,8 @@ func CacheOptions(opts Options, watchNamespaces []string) (cache.Options, error)
 	out := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&v1alpha1.AsyncTask{}: {Label: shard},
+			// Read without a copy: the reconciler copies a task only when it writes its status.
+			&v1alpha1.AsyncTask{}: {Label: shard, Transform: trimTask, UnsafeDisableDeepCopy: ptr.To(true)},
 			secrets:               secretsConfig,
 		},
 	}
@@ -52,4 +56,73 @@ func shardSelector(shard string) (labels.Selector, error) {
 		return nil, fmt.Errorf("--shard %q is not a valid label value: %w", shard, err)
 	}
 	return labels.NewSelector().Add(*req), nil
+}
+
+// trimTask is the cache transform of AsyncTasks. It keeps only what the operator reads, since a cluster may
+// hold many tasks, most of them finished (docs/performance.md):
+//   - no managed fields, labels, annotations or owner references (the shard label is selected by the API
+//     server; kubectl's last-applied annotation alone holds a copy of the spec);
+//   - of a finished task, only what decides its deletion (ttlSecondsAfterFinished, completionTime) and what
+//     the metrics count (backendRef, phase): it is never polled, and its status never written, again;
+//   - the short strings that repeat across tasks (namespace, backend, phase, condition types, statuses and
+//     reasons) are shared, and a condition's message that equals status.message shares its memory.
+//
+// No status is ever computed from a trimmed finished task: the reconciler returns before, as it does for every
+// finished task. The status patch of a running task is a diff of two objects trimmed alike, so it never drops
+// a field the cache does not hold.
+func trimTask(obj any) (any, error) {
+	task, ok := obj.(*v1alpha1.AsyncTask)
+	if !ok {
+		return obj, nil
+	}
+	task.ManagedFields, task.Labels, task.Annotations, task.OwnerReferences = nil, nil, nil, nil
+	task.APIVersion, task.Kind = sharedString(task.APIVersion), sharedString(task.Kind)
+	task.Namespace = sharedString(task.Namespace)
+	task.Spec.BackendRef.Name = sharedString(task.Spec.BackendRef.Name)
+	st := &task.Status
+	if st.Phase.Finished() {
+		task.Spec = v1alpha1.AsyncTaskSpec{BackendRef: task.Spec.BackendRef, TTLSecondsAfterFinished: task.Spec.TTLSecondsAfterFinished}
+		task.Status = v1alpha1.AsyncTaskStatus{Phase: st.Phase, CompletionTime: st.CompletionTime, ObservedGeneration: st.ObservedGeneration}
+		return task, nil
+	}
+	st.VendorStatus = sharedString(st.VendorStatus)
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		c.Type, c.Reason = sharedString(c.Type), sharedString(c.Reason)
+		c.Status = metav1.ConditionStatus(sharedString(string(c.Status)))
+		if c.Message == st.Message {
+			c.Message = st.Message
+		} else {
+			c.Message = sharedString(c.Message)
+		}
+	}
+	return task, nil
+}
+
+// Bounds of the strings sharedString shares: short ones, and only so many, so that tenants who write many
+// distinct names cannot grow the table without bound (a string past the bound is kept as it is).
+const (
+	maxSharedStringLength = 64
+	maxSharedStrings      = 1 << 14
+)
+
+var sharedStrings = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
+// sharedString returns one copy of s for every task that holds the same short string.
+func sharedString(s string) string {
+	if s == "" || len(s) > maxSharedStringLength {
+		return s
+	}
+	sharedStrings.Lock()
+	defer sharedStrings.Unlock()
+	if shared, ok := sharedStrings.m[s]; ok {
+		return shared
+	}
+	if len(sharedStrings.m) < maxSharedStrings {
+		sharedStrings.m[s] = s
+	}
+	return s
 }

@@ -123,7 +123,7 @@ func TestTaskIsAskedOnlyWhenDueAndADeferredPollIsNoError(t *testing.T) {
 	fake.PollFn = func(context.Context, string) (backend.Observation, error) {
 		return backend.Observation{Phase: v1alpha1.TaskPhaseSucceeded, VendorStatus: "done"}, nil
 	}
-	g.Expect(reconcile()).To(Equal(ctrl.Result{}))
+	g.Expect(reconcile()).To(Equal(ctrl.Result{RequeueAfter: time.Second}), "once more, to forget its schedule")
 	got = getTask(g, ns, "t")
 	expectSucceededConditions(g, got.Status.Conditions)
 	g.Expect(got.Status.CompletionTime.Time).To(BeTemporally("==", clk.Now().Truncate(time.Second)), "times come from the injected clock")
