@@ -60,9 +60,9 @@ type connection struct {
 	fingerprint string
 	// changes is connector.changes when the backend and its Secrets were last read; guarded by connector.mu.
 	changes uint64
-	spec        v1alpha1.TaskBackendSpec
-	backend     backend.Backend
-	client      *backend.Client
+	spec    v1alpha1.TaskBackendSpec
+	backend backend.Backend
+	client  *backend.Client
 	// labels name the backend on its metrics.
 	labels backendLabels
 	// workers holds a token per poll in flight, so one backend cannot hold every worker of the operator.
