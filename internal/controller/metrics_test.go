@@ -10,7 +10,9 @@ import (
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -245,4 +247,17 @@ func TestTasksPastTheirProgressDeadlineAreCounted(t *testing.T) {
 		g.Expect(ok).To(BeTrue())
 		g.Expect(n).To(BeEquivalentTo(1))
 	}, eventually, tick).Should(Succeed())
+}
+
+// suiteCache is the cache of the suite's manager.
+var suiteCache cache.Cache
+
+// TestTaskCountsReadTheInformerStoreWithoutCopies: the manager's informer for AsyncTasks exposes its store,
+// so that a scrape counts the cached tasks without copying each into a list.
+func TestTaskCountsReadTheInformerStoreWithoutCopies(t *testing.T) {
+	g := NewWithT(t)
+	informer, err := suiteCache.GetInformer(context.Background(), &v1alpha1.AsyncTask{})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, ok := informer.(interface{ GetStore() toolscache.Store })
+	g.Expect(ok).To(BeTrue(), "a %T has no GetStore: tasksByPhase falls back to a List", informer)
 }

@@ -81,7 +81,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	registerMetrics(mgr.GetClient())
+	registerMetrics(mgr.GetCache())
 	conns := newConnector(mgr.GetClient(), newSecretReader(mgr.GetClient(), mgr.GetAPIReader()), opts)
 	fieldOwner := cmp.Or(opts.FieldOwner, "asynctask-operator")
 	tasks := &AsyncTaskReconciler{

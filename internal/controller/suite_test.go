@@ -112,6 +112,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	suiteCache = mgr.GetCache()
 	if err := SetupWithManager(ctx, mgr, withTestNetwork(Options{})); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
