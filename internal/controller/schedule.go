@@ -188,14 +188,18 @@ func (s *scheduler) wake(key types.NamespacedName, uid types.UID) bool {
 	return true
 }
 
-// pollNow makes a task due at once (its backend or Secret changed); the caller queues it. The task is kept
-// known, so that place does not spread its poll over an interval.
+// pollNow makes a task this process has scheduled due at once (its backend or Secret changed) and reports
+// whether it did, so that the caller queues it. A task not scheduled yet is left to its first reconcile, which
+// places it: the events of a start's initial lists of backends, Secrets and namespaces would otherwise make
+// every task due at once.
 func (s *scheduler) pollNow(key types.NamespacedName, uid types.UID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ts, ok := s.tasks[key]; !ok || ts.uid != uid || !ts.finished {
-		s.tasks[key] = taskSchedule{uid: uid}
+	ts, ok := s.tasks[key]
+	if !ok || ts.uid != uid || ts.finished {
+		return false
 	}
+	s.tasks[key] = taskSchedule{uid: uid}
 	return true
 }
 

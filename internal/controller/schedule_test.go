@@ -180,6 +180,7 @@ func TestFirstPollAfterARestartIsSpreadOverOneInterval(t *testing.T) {
 	g.Expect(placed(newScheduler(), task, now.Add(first))).To(BeZero(), "a process starting at that phase polls it at once")
 
 	s := newScheduler()
+	g.Expect(s.pollNow(taskKey(task), task.UID)).To(BeFalse(), "a start's initial list of backends and Secrets moves no task it has not placed")
 	s.place(task, every, now)
 	s.place(task, func() time.Duration { panic("a known task is not placed again") }, now.Add(time.Second))
 	g.Expect(s.wait(task, now)).To(Equal(first))

@@ -127,14 +127,16 @@ func (m *taskMapper) forNamespace(ctx context.Context, obj client.Object) []reco
 		if t.Spec.BackendRef.Kind != v1alpha1.BackendKindClusterTaskBackend || t.Status.Phase.Finished() {
 			continue
 		}
-		m.schedule.pollNow(taskKey(&t), t.UID)
-		requests = append(requests, reconcile.Request{NamespacedName: taskKey(&t)})
+		if m.schedule.pollNow(taskKey(&t), t.UID) {
+			requests = append(requests, reconcile.Request{NamespacedName: taskKey(&t)})
+		}
 	}
 	return requests
 }
 
 // tasksOf reschedules each unfinished task of a backend with reschedule (pollNow: due at once; wake: due at
-// its regular time) and returns those it moved, to be queued.
+// its regular time) and returns those it moved, to be queued. Tasks the scheduler does not know yet are not
+// moved: their own first reconcile comes.
 func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule func(types.NamespacedName, types.UID) bool) []reconcile.Request {
 	tasks := &v1alpha1.AsyncTaskList{}
 	opts := []client.ListOption{client.MatchingFields{taskBackendIndex: key.String()}}
