@@ -26,11 +26,25 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
+// The phases, in the order they run; -phases picks a subset.
+const (
+	phaseWarmUp  = "warmup"
+	phaseSteady  = "steady"
+	phaseRestart = "restart"
+	phaseFinish  = "finish"
+	phaseSlow    = "slow"
+)
+
+var allPhases = []string{phaseWarmUp, phaseSteady, phaseRestart, phaseFinish, phaseSlow}
+
 type config struct {
 	tasks          int
+	finished       int
 	interval       time.Duration
 	window         time.Duration
 	concurrency    int
@@ -41,16 +55,54 @@ type config struct {
 	createWorkers  int
 	repoRoot       string
 	out            string
+	phases         []string
+	managerBin     string
+	managerLabel   string
+	managerRev     string
 
 	// unrelatedSecretsMiB, when not 0, replaces phases 2 to 5 by the unrelated-Secrets scenario.
 	unrelatedSecretsMiB int
+}
+
+// has reports whether phase is to be run.
+func (c config) has(phase string) bool { return slices.Contains(c.phases, phase) }
+
+// parsePhases reads -phases: known names, warm-up always included, restart after steady and slow after finish
+// (each is compared with the phase before it).
+func parsePhases(s string) ([]string, error) {
+	want := map[string]bool{phaseWarmUp: true}
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !slices.Contains(allPhases, p) {
+			return nil, fmt.Errorf("-phases: unknown phase %q (known: %s)", p, strings.Join(allPhases, ","))
+		}
+		want[p] = true
+	}
+	if want[phaseRestart] && !want[phaseSteady] {
+		return nil, fmt.Errorf("-phases: restart needs steady (its request rate is compared with the steady one)")
+	}
+	if want[phaseSlow] && !want[phaseFinish] {
+		return nil, fmt.Errorf("-phases: slow needs finish (its reference is the finish phase)")
+	}
+	var out []string
+	for _, p := range allPhases {
+		if want[p] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 func main() {
 	var cfg config
 	role := flag.String("role", "bench", "bench, or manager (internal: the child process that runs the manager)")
 	kubeconfig := flag.String("manager-kubeconfig", "", "manager role: the kubeconfig of the control plane")
-	flag.IntVar(&cfg.tasks, "tasks", 1000, "number of AsyncTasks, spread evenly over the four vendor types")
+	flag.IntVar(&cfg.tasks, "tasks", 1000, "number of running AsyncTasks, spread evenly over the four vendor types")
+	flag.IntVar(&cfg.finished, "finished", 0, "number of AsyncTasks more that are already finished (status Succeeded, "+
+		"written before the manager starts; task IDs the simulator does not know), spread evenly over the four backends")
 	flag.DurationVar(&cfg.interval, "interval", 10*time.Second, "poll interval of every backend")
 	flag.DurationVar(&cfg.window, "window", 0, "length of each measured phase; 0 means 6 poll intervals")
 	flag.IntVar(&cfg.concurrency, "concurrency", 0, "workers polling at once (the operator's --workers); 0 keeps the operator's default (16)")
@@ -59,10 +111,18 @@ func main() {
 	flag.IntVar(&cfg.burst, "burst", 10, "spec.rateLimit.burst of every backend")
 	flag.Float64Var(&cfg.finishFraction, "finish-fraction", 0.2, "fraction of the tasks that finish in the finish phase")
 	flag.DurationVar(&cfg.slowDelay, "slow-delay", 5*time.Second, "how long every request to the slow backend takes")
-	flag.IntVar(&cfg.createWorkers, "create-workers", 16, "concurrent workers creating the objects (setup, not measured)")
+	flag.IntVar(&cfg.createWorkers, "create-workers", 16, "concurrent workers creating the objects (setup, not measured; "+
+		"the finished tasks use three times as many)")
 	flag.IntVar(&cfg.unrelatedSecretsMiB, "unrelated-secrets-mib", 0, "after the warm-up, create this many MiB of "+
 		"Secrets no backend uses (256 KiB each, in another namespace) and print the manager's RSS and heap before and "+
 		"after, instead of phases 2 to 5")
+	phases := flag.String("phases", strings.Join(allPhases, ","), "the phases to run, comma-separated; warmup always runs, "+
+		"restart needs steady and slow needs finish; the rows of the others are left out")
+	flag.StringVar(&cfg.managerBin, "manager-bin", "", "run the manager role (-role=manager -manager-kubeconfig=... "+
+		"-concurrency=N) from this binary, e.g. a bench built from an older commit; default: this binary")
+	flag.StringVar(&cfg.managerLabel, "manager-label", "", "the manager binary's name in the table; default: current for this binary, else the binary's file name")
+	flag.StringVar(&cfg.managerRev, "manager-revision", "", "the manager binary's commit, shown when its build info has "+
+		"none (go build stamps none in a git worktree; make bench-compare passes it)")
 	flag.StringVar(&cfg.repoRoot, "repo", ".", "repository root: holds bin/ and config/crd/bases")
 	flag.StringVar(&cfg.out, "out", "", "also write the results table (Markdown) to this file")
 	flag.Parse()
@@ -74,20 +134,53 @@ func main() {
 		}
 		return
 	}
+	var err error
+	if cfg.phases, err = parsePhases(*phases); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	if cfg.window == 0 {
 		cfg.window = 6 * cfg.interval
 	}
 	if cfg.qps == 0 {
 		cfg.qps = max(100, int(float64(cfg.tasks)/cfg.interval.Seconds()))
 	}
-	root, err := filepath.Abs(cfg.repoRoot)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if err := cfg.resolvePaths(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	cfg.repoRoot = root
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// resolvePaths makes the repository root and the manager binary absolute, and names
+// the manager binary.
+func (c *config) resolvePaths() error {
+	root, err := filepath.Abs(c.repoRoot)
+	if err != nil {
+		return err
+	}
+	c.repoRoot = root
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if c.managerBin == "" {
+		c.managerBin = self
+		if c.managerLabel == "" {
+			c.managerLabel = "current"
+		}
+	}
+	if c.managerBin, err = filepath.Abs(c.managerBin); err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.managerBin); err != nil {
+		return fmt.Errorf("-manager-bin: %w", err)
+	}
+	if c.managerLabel == "" {
+		c.managerLabel = filepath.Base(c.managerBin)
+	}
+	return nil
 }
