@@ -222,6 +222,11 @@ func run(cfg config) (err error) {
 			return err
 		}
 	}
+	if cfg.jsonOut != "" {
+		if err := b.r.writeJSON(cfg.jsonOut, report); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

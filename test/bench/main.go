@@ -55,6 +55,7 @@ type config struct {
 	createWorkers  int
 	repoRoot       string
 	out            string
+	jsonOut        string
 	phases         []string
 	managerBin     string
 	managerLabel   string
@@ -120,16 +121,26 @@ func main() {
 		"restart needs steady and slow needs finish; the rows of the others are left out")
 	flag.StringVar(&cfg.managerBin, "manager-bin", "", "run the manager role (-role=manager -manager-kubeconfig=... "+
 		"-concurrency=N) from this binary, e.g. a bench built from an older commit; default: this binary")
-	flag.StringVar(&cfg.managerLabel, "manager-label", "", "the manager binary's name in the table; default: current for this binary, else the binary's file name")
+	flag.StringVar(&cfg.managerLabel, "manager-label", "", "the manager binary's name in the table and the JSON file; default: current for this binary, else the binary's file name")
 	flag.StringVar(&cfg.managerRev, "manager-revision", "", "the manager binary's commit, shown when its build info has "+
 		"none (go build stamps none in a git worktree; make bench-compare passes it)")
 	flag.StringVar(&cfg.repoRoot, "repo", ".", "repository root: holds bin/ and config/crd/bases")
 	flag.StringVar(&cfg.out, "out", "", "also write the results table (Markdown) to this file")
+	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results (every row, with its numbers) as JSON to this file, for -compare")
+	compare := flag.String("compare", "", "BASE.json,NEW.json: print both runs' tables and, for every numeric row, "+
+		"the ratio new / base; runs nothing")
 	flag.Parse()
 
 	if *role == "manager" {
 		if err := runManager(*kubeconfig, cfg.concurrency); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *compare != "" {
+		if err := compareRuns(os.Stdout, *compare); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 		return

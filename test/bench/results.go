@@ -197,7 +197,7 @@ func verdict(met bool, missed string) string {
 	return "**missed** " + missed
 }
 
-// row is one line of the results table, with the numbers it shows.
+// row is one line of the results table, with the numbers it shows (for -json and -compare).
 type row struct {
 	// Key names the row across runs and versions of the bench.
 	Key     string  `json:"key"`
