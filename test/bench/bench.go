@@ -64,7 +64,8 @@ type bench struct {
 	counter *counter
 	watcher *watcher
 	sim     *vendorsim.Simulator
-	cp      []int // control plane PIDs
+	prof    *profiler // nil without -profile-dir
+	cp      []int     // control plane PIDs
 	r       results
 }
 
@@ -158,6 +159,12 @@ func run(cfg config) (err error) {
 	start := managerStart{bin: cfg.managerBin, kubeconfig: kubeconfig, concurrency: cfg.concurrency}
 	start1 := start
 	start1.logPath = filepath.Join(workDir, "manager-1.log")
+	if cfg.profileDir != "" {
+		if b.prof, err = newProfiler(cfg.profileDir, cfg.managerLabel, cfg.managerBin); err != nil {
+			return err
+		}
+		start1.env = b.prof.env()
+	}
 	b.counter.setMark() // the warm-up's first polls
 	mgr1, err := startManager(start1)
 	if err != nil {
@@ -215,6 +222,11 @@ func run(cfg config) (err error) {
 	b.r.finishedWrites = b.watcher.finishedWrites.Load()
 	b.r.finishedListed = b.watcher.finishedSeen
 	b.r.watchGaps = b.watcher.gaps
+	if b.prof != nil {
+		_ = mgr.stop() // pprof below takes CPU; nothing is measured any more
+		b.prof.writeTops()
+		b.r.profileDir, b.r.profileProblems = b.prof.dir, b.prof.problems()
+	}
 	report := b.r.markdown()
 	fmt.Print("\n" + report)
 	if cfg.out != "" {
@@ -446,6 +458,16 @@ func (b *bench) steady(ctx context.Context, mgr *managerProcess) error {
 		d := time.Duration((0.1 + 0.5*rand.Float64()) * float64(w))
 		b.sim.AddTimedTask(taskID(i), d, stepA, stepB)
 	}
+	var cpuProfile chan struct{}
+	// The CPU profile ends inside the window: a whole number of seconds, one short of the window.
+	if secs := int(w.Seconds()) - 1; b.prof != nil && secs >= 1 {
+		cpuProfile = make(chan struct{})
+		logf("  taking a %ds CPU profile of the manager", secs)
+		go func() {
+			defer close(cpuProfile)
+			b.prof.fetch(ctx, "cpu", fmt.Sprintf("profile?seconds=%d", secs), time.Duration(secs)*time.Second+time.Minute)
+		}()
+	}
 	s0, u0, w0 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
 	if err := sleep(ctx, w, mgr); err != nil {
 		return err
@@ -453,11 +475,21 @@ func (b *bench) steady(ctx context.Context, mgr *managerProcess) error {
 	s1, u1, w1 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
 	b.r.steady = measureWindow(s0, s1, u0, u1, allTasks(b.cfg.tasks), b.cfg.interval)
 	b.r.steadyWrites = w1 - w0
+	if cpuProfile != nil {
+		select {
+		case <-cpuProfile:
+		case <-time.After(time.Minute):
+			logf("  the CPU profile did not end within a minute of the window")
+		}
+	}
 	base, now, err := mgr.memory()
 	if err != nil {
 		return err
 	}
 	b.r.heapBaseline, b.r.heapLive = base.HeapAlloc, now.HeapAlloc
+	if b.prof != nil {
+		b.prof.fetch(ctx, "heap", "heap?gc=1", time.Minute)
+	}
 	b.notePeak(mgr)
 	logf("  %.3f polls per task per interval, %.1f polls/s, %.2f CPU s per 1,000 polls", b.r.steady.pollsPerTaskInterval(),
 		b.r.steady.pollsPerSecond(), b.r.steady.cpuPer1000())

@@ -60,6 +60,7 @@ type config struct {
 	managerBin     string
 	managerLabel   string
 	managerRev     string
+	profileDir     string
 
 	// unrelatedSecretsMiB, when not 0, replaces phases 2 to 5 by the unrelated-Secrets scenario.
 	unrelatedSecretsMiB int
@@ -121,9 +122,12 @@ func main() {
 		"restart needs steady and slow needs finish; the rows of the others are left out")
 	flag.StringVar(&cfg.managerBin, "manager-bin", "", "run the manager role (-role=manager -manager-kubeconfig=... "+
 		"-concurrency=N) from this binary, e.g. a bench built from an older commit; default: this binary")
-	flag.StringVar(&cfg.managerLabel, "manager-label", "", "the manager binary's name in the table and the JSON file; default: current for this binary, else the binary's file name")
+	flag.StringVar(&cfg.managerLabel, "manager-label", "", "the manager binary's name in the table, the JSON file and "+
+		"the profiles' file names; default: current for this binary, else the binary's file name")
 	flag.StringVar(&cfg.managerRev, "manager-revision", "", "the manager binary's commit, shown when its build info has "+
 		"none (go build stamps none in a git worktree; make bench-compare passes it)")
+	flag.StringVar(&cfg.profileDir, "profile-dir", "", "take a CPU profile over the steady window and a heap profile "+
+		"at its end from the manager (BENCH_PPROF_ADDR) and save them, with go tool pprof -top text, in this directory")
 	flag.StringVar(&cfg.repoRoot, "repo", ".", "repository root: holds bin/ and config/crd/bases")
 	flag.StringVar(&cfg.out, "out", "", "also write the results table (Markdown) to this file")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results (every row, with its numbers) as JSON to this file, for -compare")
@@ -166,7 +170,7 @@ func main() {
 	}
 }
 
-// resolvePaths makes the repository root and the manager binary absolute, and names
+// resolvePaths makes the repository root, the manager binary and the profile directory absolute, and names
 // the manager binary.
 func (c *config) resolvePaths() error {
 	root, err := filepath.Abs(c.repoRoot)
@@ -192,6 +196,14 @@ func (c *config) resolvePaths() error {
 	}
 	if c.managerLabel == "" {
 		c.managerLabel = filepath.Base(c.managerBin)
+	}
+	if c.profileDir != "" {
+		if c.profileDir, err = filepath.Abs(c.profileDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(c.profileDir, 0o755); err != nil {
+			return err
+		}
 	}
 	return nil
 }

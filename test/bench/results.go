@@ -188,6 +188,9 @@ type results struct {
 	finishedRequestsByVendor [numVendors]int64
 	finishedWrites           int64
 	finishedListed           int
+
+	profileDir      string
+	profileProblems []string
 }
 
 func verdict(met bool, missed string) string {
@@ -316,8 +319,12 @@ func (r results) rows() []row {
 		if c.tasks >= 10000 {
 			cpuVerdict = verdict(cpu <= 0.18, fmt.Sprintf("by %.3f s", cpu-0.18))
 		}
+		profiled := ""
+		if r.profileDir != "" {
+			profiled = "; CPU profile taken during the window"
+		}
 		add(row{Key: "steady.cpu_per_1000_polls", Measure: "Manager CPU seconds per 1,000 polls, steady",
-			Result: fmt.Sprintf("%.3f s (control plane: %.3f s)", cpu, r.steady.controlPlaneCPUPer1000()),
+			Result: fmt.Sprintf("%.3f s (control plane: %.3f s%s)", cpu, r.steady.controlPlaneCPUPer1000(), profiled),
 			Target: "≤ 0.18 s at ≥ 10,000 running", Verdict: cpuVerdict,
 			Values: []value{val("manager", cpu, "s"), val("control plane", r.steady.controlPlaneCPUPer1000(), "s")}})
 	}
@@ -533,6 +540,13 @@ func (r results) markdown() string {
 			r.finishedListed, c.finished, counts(r.finishedRequestsByVendor))
 	}
 	fmt.Fprintf(&b, "- Logins per vendor over the run (%d manager processes): %s.\n", map[bool]int{false: 1, true: 2}[r.restartRan], counts(r.logins))
+	if r.profileDir != "" {
+		fmt.Fprintf(&b, "- Profiles of the manager (%s): CPU over the steady window and heap at its end, with `go tool pprof -top` text, in %s (cpu-%s.*, heap-%s.*).\n",
+			r.manager.Label, r.profileDir, r.manager.Label, r.manager.Label)
+		for _, p := range r.profileProblems {
+			fmt.Fprintf(&b, "  - could not: %s\n", p)
+		}
+	}
 	if r.watchGaps > 0 {
 		fmt.Fprintf(&b, "- The watch had to relist %d times: some writes may be uncounted.\n", r.watchGaps)
 	}
