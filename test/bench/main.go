@@ -1,24 +1,60 @@
-// Command bench measures how many AsyncTasks one operator tracks and what each poll costs (issue #7). It starts
-// the local control plane (etcd and kube-apiserver from bin/), the vendor simulator behind a request counter,
-// creates N AsyncTasks spread evenly over the four vendor types, and runs the manager as a child process of
-// its own (this binary re-executed with -role=manager), so that the manager's CPU time and peak RSS are its
-// alone: the control plane and the simulator run in other processes. It then plays these phases and prints
-// one table:
+// Command bench measures how many AsyncTasks one operator tracks and what each poll costs (issues #7 and #15).
+// It starts the local control plane (etcd and kube-apiserver from bin/), the vendor simulator behind a request
+// counter, creates N running AsyncTasks (-tasks) spread evenly over the four vendor types, and runs the manager
+// as a child process (a bench binary re-executed with -role=manager -manager-kubeconfig=... -concurrency=N),
+// so that the manager's CPU time and peak RSS are its alone: the control plane and the simulator run in other
+// processes. The manager is this binary's by default; -manager-bin runs another bench binary's, e.g. one built
+// from an older commit (make bench-compare), and the table names it with its build info's vcs.revision
+// (debug/buildinfo; -manager-revision when it has none: go build stamps none in a git worktree).
 //
-//  1. warm-up: the manager starts with every task due; wait until every task shows Running;
-//  2. steady: every task changes its progress once, at a staggered time; count vendor requests, status
-//     writes, CPU and memory;
-//  3. restart: stop the manager, start a new process; the largest vendor request rate in any second against
-//     the backends' rateLimit, and the time until every task is polled again;
-//  4. finish: a fraction of the tasks finishes at known, staggered times; detection latency;
-//  5. slow backend: every API Gateway request takes 5 s; the poll interval the other backends achieve.
+// With -finished F, F more AsyncTasks are created already finished before the manager starts (evenly over
+// the four backends, named and with task IDs "done-NNNNNN", which the simulator does not know, so that any
+// request for one shows in the counter): each status is written through the status subresource as the
+// operator writes a task that succeeded (phase Succeeded, vendor status word, progress 100, message, task
+// name, times, observedGeneration, Ready and Finished True with reason Succeeded, a result of ~100 bytes), with
+// no ttlSecondsAfterFinished. The manager's first list holds all N + F objects.
+//
+// It then plays these phases (-phases picks some; warmup always runs, restart needs steady, slow needs finish;
+// the rows of the others are left out) and prints one table:
+//
+//  1. warmup: the manager starts with every task due; wait until every task shows Running. Cache sync + first
+//     poll: the time from the process's start until its asynctask controller's cache synced (controller-
+//     runtime's "Starting workers" line of controller asynctask in the manager's JSON log) and until every
+//     running task was polled once; target: every task polled within one interval after the sync, plus what
+//     the backends' rateLimit forces;
+//  2. steady: every task changes its progress once, at a staggered time; polls per task per interval (target
+//     1.0 ± 5%), status writes, manager CPU per 1,000 polls (target ≤ 0.18 s at 10,000 running), heap after
+//     a GC less the empty manager's, per tracked task, running or finished (target ≤ 1.5 KiB);
+//  3. restart: stop the manager (SIGTERM), start a new process. Cache sync + first poll as in the warm-up;
+//     the time until every running task was polled again from the new process's start and from its cache
+//     sync (target ≤ 1.1 intervals each); the vendor requests in every whole second from the process's start
+//     until one interval after every task was polled again, and in the largest sliding second, all backends
+//     together and per backend, against the steady window's HTTP request rate of the same backends (target:
+//     every second ≤ 1.1 × steady; N / interval is shown too, in polls); the largest sliding second against
+//     the rateLimit; status writes beyond the observations not yet written before the restart (target 0);
+//  4. finish: a fraction of the tasks finishes at known, staggered times; detection latency, vendor finished →
+//     Ready=True seen (target p99 ≤ interval + 1 s);
+//  5. slow: every API Gateway request takes 5 s; the poll interval the other backends achieve.
+//
+// Over the whole run: status writes per running task against the distinct observations the simulator gave;
+// the manager's peak RSS (VmHWM, largest of its processes; target < 250 MiB with ≥ 100,000 objects held, else
+// < 150 MiB from 10,000); with -finished, the vendor requests for finished tasks and the status writes to them
+// (target 0 each).
+//
+// -profile-dir DIR sets BENCH_PPROF_ADDR (a free loopback port) for the first manager process, takes a CPU
+// profile over the steady window (whole seconds ending inside it) and a heap profile (gc=1) at its end, and
+// writes DIR/cpu-LABEL.pprof, DIR/heap-LABEL.pprof and, after the run, `go tool pprof -top -nodecount=30`
+// of each as .txt (LABEL: -manager-label, "current" for this binary). -out writes the table as Markdown,
+// -json the rows with their numbers; -compare BASE.json,NEW.json prints two runs' tables and the ratio new /
+// base of every number, and runs nothing.
 //
 // With -unrelated-secrets-mib N, phases 2 to 5 are replaced by one: N MiB of Secrets that no backend uses are
 // created in another namespace, and the manager's RSS before and after is printed (an operator that caches
-// every Secret of the cluster grows by about N MiB).
+// every Secret of the cluster grows by about N MiB); -json is not written then.
 //
-// Setup (the control plane, creating the objects) is not measured. `make bench` runs it; see
-// docs/performance.md for the results and how to read them.
+// Setup (the control plane, creating the objects) is not measured. `make bench` runs it, `make bench-compare
+// BASE=<rev>` runs it for the operator at BASE and the working tree's (see the Makefile for the scenarios);
+// see docs/performance.md for the results and how to read them.
 package main
 
 import (
