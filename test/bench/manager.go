@@ -266,7 +266,7 @@ func readManagerBinary(path, label, given string) managerBinary {
 		m.Revision = given
 		m.Note = "revision as given by -manager-revision: the build info has none"
 	case m.Note == "":
-		m.Note = "no vcs.revision in its build info (go build stamps none in a git worktree, with -buildvcs=false, or under go run)"
+		m.Note = "no vcs.revision in its build info: go build stamps none in a git worktree, with -buildvcs=false, or under go run"
 	}
 	return m
 }
