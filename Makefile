@@ -118,12 +118,54 @@ test-alerts: promtool ## Check the alerts with promtool and run their tests (con
 	{ diff -u $(CHART_MONITORING)/alerts.rules.yaml $$tmp/alerts.rules.yaml && diff -q $(CHART_MONITORING)/dashboard.json $(MONITORING)/dashboard.json || \
 	{ echo "The chart's copies of config/monitoring are stale: run 'make monitoring' and commit."; exit 1; }; }
 
-# make bench BENCH_TASKS=10000; BENCH_FLAGS passes more flags (go run ./test/bench -h lists them).
+# make bench runs test/bench once and prints one table; BENCH_TASKS running tasks, BENCH_FLAGS passes more flags
+# (go run ./test/bench -h lists them). The scenarios (issue #15, 2 cores, 10 s interval):
+#   make bench BENCH_TASKS=10000                  10,000 running: CPU per 1,000 polls, restart, heap per task
+#   make bench BENCH_TASKS=20000                  20,000 running: polls per task per interval, detection p99
+#   make bench BENCH_TASKS=10000 BENCH_FLAGS='-finished 90000 -phases warmup,steady,restart'
+#                                                 100,000 held, 90,000 of them finished: peak RSS, requests and
+#                                                 writes for finished tasks, cache sync + first poll
+#   make bench-compare BASE=<rev> BENCH_TASKS=... BENCH_FLAGS=...
+#                                                 the operator at BASE and the working tree's, one after the other
+#                                                 with the same settings, measured by the working tree's bench
+# BENCH_FLAGS='-profile-dir DIR' also saves a CPU profile of the steady window and a heap profile at its end.
 BENCH_TASKS ?= 1000
 BENCH_FLAGS ?=
 .PHONY: bench
 bench: $(CONTROL_PLANE) ## Measure scale and speed (not part of test): BENCH_TASKS=10000 for 10,000 tasks; see docs/performance.md.
 	go run ./test/bench -tasks $(BENCH_TASKS) $(BENCH_FLAGS)
+
+# bench-compare needs BASE, the commit to compare with: the merge-base of your branch, say
+# BASE=$(git merge-base main HEAD); HEAD~1 is rarely the operator before a change of several commits. It builds
+# test/bench at BASE (a temporary git worktree under /tmp) into BENCH_BASE_BIN, the working tree's into
+# BENCH_BIN, runs the working tree's bench twice with the same BENCH_TASKS and BENCH_FLAGS, first with BASE's
+# manager role (-manager-bin), then with its own, and prints both tables and the ratio new / base of every
+# number (-compare). The tables, JSON results and the comparison stay in BENCH_COMPARE_DIR.
+BENCH_BASE_BIN ?= $(BIN)/bench-base
+BENCH_BIN ?= $(BIN)/bench
+BENCH_COMPARE_DIR ?= /tmp/asynctask-bench-compare
+# Checked before anything is built. The control plane is an order-only prerequisite: built when missing, not
+# rebuilt because a fresh checkout's hack/*/go.mod is newer than bin/.
+ifneq ($(filter bench-compare,$(MAKECMDGOALS)),)
+ifeq ($(BASE),)
+$(error bench-compare needs BASE=<git rev>, the operator to compare with, e.g. BASE=$$(git merge-base main HEAD))
+endif
+endif
+.PHONY: bench-compare
+bench-compare: | $(CONTROL_PLANE) ## Measure the operator at BASE=<git rev> and the working tree's in one go, with the ratios (not part of test).
+	@set -e; rev=$$(git rev-parse --verify --quiet "$(BASE)^{commit}") || { echo "BASE=$(BASE) is no commit"; exit 1; }; \
+	tmp=$$(mktemp -d /tmp/asynctask-bench-base.XXXXXX); \
+	trap 'git worktree remove --force "$$tmp/src" >/dev/null 2>&1 || true; rm -rf "$$tmp"; git worktree prune' EXIT; \
+	echo "Building test/bench at $$rev into $(BENCH_BASE_BIN)"; \
+	git worktree add --detach --quiet "$$tmp/src" "$$rev"; \
+	(cd "$$tmp/src" && go build -buildvcs=auto -o $(BENCH_BASE_BIN) ./test/bench)
+	go build -buildvcs=auto -o $(BENCH_BIN) ./test/bench
+	@mkdir -p $(BENCH_COMPARE_DIR)
+	$(BENCH_BIN) -tasks $(BENCH_TASKS) $(BENCH_FLAGS) -manager-bin $(BENCH_BASE_BIN) -manager-label base \
+		-manager-revision $$(git rev-parse --verify "$(BASE)^{commit}") -out $(BENCH_COMPARE_DIR)/base.md -json $(BENCH_COMPARE_DIR)/base.json
+	$(BENCH_BIN) -tasks $(BENCH_TASKS) $(BENCH_FLAGS) -manager-label current \
+		-manager-revision $$(git rev-parse HEAD)$$(git diff --quiet HEAD || echo -dirty) -out $(BENCH_COMPARE_DIR)/current.md -json $(BENCH_COMPARE_DIR)/current.json
+	$(BENCH_BIN) -compare $(BENCH_COMPARE_DIR)/base.json,$(BENCH_COMPARE_DIR)/current.json | tee $(BENCH_COMPARE_DIR)/compare.md
 
 .PHONY: fuzz
 fuzz: ## Fuzz every parser and the status computation, FUZZTIME each (default 5m; not part of test).

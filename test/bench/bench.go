@@ -64,7 +64,8 @@ type bench struct {
 	counter *counter
 	watcher *watcher
 	sim     *vendorsim.Simulator
-	cp      []int // control plane PIDs
+	prof    *profiler // nil without -profile-dir
+	cp      []int     // control plane PIDs
 	r       results
 }
 
@@ -73,6 +74,8 @@ func run(cfg config) (err error) {
 	defer stop()
 	b := &bench{cfg: cfg, start: time.Now()}
 	b.r.cfg = cfg
+	b.r.manager = readManagerBinary(cfg.managerBin, cfg.managerLabel, cfg.managerRev)
+	logf("Manager binary: %s", b.r.manager)
 	workDir, err := os.MkdirTemp("", "asynctask-bench-")
 	if err != nil {
 		return err
@@ -127,8 +130,16 @@ func run(cfg config) (err error) {
 	if err := createObjects(ctx, c, simURL, cfg); err != nil {
 		return err
 	}
+	logf("Created %d AsyncTasks and 4 TaskBackends in %s (setup, not measured)", n, time.Since(setupStarted).Round(time.Second))
+	if cfg.finished > 0 {
+		finishedStarted := time.Now()
+		logf("Creating %d finished AsyncTasks (status Succeeded) with %d workers (setup, not measured) ...", cfg.finished, 3*cfg.createWorkers)
+		if err := createFinished(ctx, c, cfg); err != nil {
+			return err
+		}
+		logf("  created in %s", time.Since(finishedStarted).Round(time.Second))
+	}
 	b.r.setup = time.Since(setupStarted)
-	logf("Created %d AsyncTasks and 4 TaskBackends in %s (setup, not measured)", n, b.r.setup.Round(time.Second))
 
 	b.watcher = newWatcher(b.start, n)
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -141,11 +152,21 @@ func run(cfg config) (err error) {
 	}()
 	select {
 	case <-watchReady:
-	case <-time.After(2 * time.Minute):
+	case <-time.After(5 * time.Minute):
 		return errors.New("the watch of AsyncTasks did not start")
 	}
 
-	mgr1, err := startManager(kubeconfig, filepath.Join(workDir, "manager-1.log"), cfg.concurrency)
+	start := managerStart{bin: cfg.managerBin, kubeconfig: kubeconfig, concurrency: cfg.concurrency}
+	start1 := start
+	start1.logPath = filepath.Join(workDir, "manager-1.log")
+	if cfg.profileDir != "" {
+		if b.prof, err = newProfiler(cfg.profileDir, cfg.managerLabel, cfg.managerBin); err != nil {
+			return err
+		}
+		start1.env = b.prof.env()
+	}
+	b.counter.setMark() // the warm-up's first polls
+	mgr1, err := startManager(start1)
 	if err != nil {
 		return err
 	}
@@ -160,34 +181,52 @@ func run(cfg config) (err error) {
 	if cfg.unrelatedSecretsMiB > 0 {
 		return b.unrelatedSecrets(ctx, c, mgr1)
 	}
-	if err := b.steady(ctx, mgr1); err != nil {
-		return err
+	mgr := mgr1
+	if cfg.has(phaseSteady) {
+		if err := b.steady(ctx, mgr1); err != nil {
+			return err
+		}
 	}
-	mgr2, err := b.restart(ctx, mgr1, kubeconfig, filepath.Join(workDir, "manager-2.log"))
-	if mgr2 != nil {
-		defer func() {
-			if done, _ := mgr2.exited(); !done {
-				_ = mgr2.stop()
-			}
-		}()
+	if cfg.has(phaseRestart) {
+		start2 := start
+		start2.logPath = filepath.Join(workDir, "manager-2.log")
+		mgr2, err := b.restart(ctx, mgr1, start2)
+		if mgr2 != nil {
+			defer func() {
+				if done, _ := mgr2.exited(); !done {
+					_ = mgr2.stop()
+				}
+			}()
+		}
+		if err != nil {
+			return err
+		}
+		mgr = mgr2
 	}
-	if err != nil {
-		return err
+	if cfg.has(phaseFinish) {
+		if err := b.finish(ctx, mgr); err != nil {
+			return err
+		}
 	}
-	if err := b.finish(ctx, mgr2); err != nil {
-		return err
+	if cfg.has(phaseSlow) {
+		if err := b.slow(ctx, mgr); err != nil {
+			return err
+		}
 	}
-	if err := b.slow(ctx, mgr2); err != nil {
-		return err
-	}
-	if hwm, err := procMemKiB(mgr2.pid(), "VmHWM"); err == nil {
-		b.r.peakRSSKiB = max(b.r.peakRSSKiB, hwm)
-	}
+	b.notePeak(mgr)
 	b.collectWrites()
 	for v := range numVendors {
 		b.r.logins[v] = b.counter.byKind[v][reqLogin].Load()
 	}
+	b.r.finishedRequests, b.r.finishedRequestsByVendor = b.counter.finishedRequestCount()
+	b.r.finishedWrites = b.watcher.finishedWrites.Load()
+	b.r.finishedListed = b.watcher.finishedSeen
 	b.r.watchGaps = b.watcher.gaps
+	if b.prof != nil {
+		_ = mgr.stop() // pprof below takes CPU; nothing is measured any more
+		b.prof.writeTops()
+		b.r.profileDir, b.r.profileProblems = b.prof.dir, b.prof.problems()
+	}
 	report := b.r.markdown()
 	fmt.Print("\n" + report)
 	if cfg.out != "" {
@@ -195,7 +234,19 @@ func run(cfg config) (err error) {
 			return err
 		}
 	}
+	if cfg.jsonOut != "" {
+		if err := b.r.writeJSON(cfg.jsonOut, report); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// notePeak records the manager's peak RSS (VmHWM) so far; the run's is the largest of its processes.
+func (b *bench) notePeak(mgr *managerProcess) {
+	if hwm, err := procMemKiB(mgr.pid(), "VmHWM"); err == nil {
+		b.r.peakRSSKiB = max(b.r.peakRSSKiB, hwm)
+	}
 }
 
 func logf(format string, args ...any) {
@@ -319,6 +370,56 @@ func (b *bench) usage(mgr *managerProcess) usage {
 	return usage{manager: d, controlPlane: cpuOf(b.cp)}
 }
 
+// startup is how a new manager process came up: when its asynctask controller's cache synced and when every
+// running task had been polled once since it started. Durations are since the process started.
+type startup struct {
+	synced    time.Duration
+	syncSeen  bool
+	polled    int
+	allPolled bool
+	firstPoll time.Duration
+	lastPoll  time.Duration
+	// forced is what the backends' rate limit forces for one poll of every task (rateLimitForced).
+	forced time.Duration
+}
+
+// fromSync is the time from the cache sync until every running task was polled.
+func (s startup) fromSync() time.Duration { return s.lastPoll - s.synced }
+
+// allPolledSinceMark reports whether every running task was polled since the counter's mark.
+func (b *bench) allPolledSinceMark() bool {
+	for i := range b.cfg.tasks {
+		if b.counter.firstAfterMark[i].Load() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// measureStartup reads the first poll of every task since the mark and the cache sync of mgr.
+func (b *bench) measureStartup(mgr *managerProcess) startup {
+	started := mgr.started.Sub(b.start) // the counter counts from b.start
+	s := startup{forced: b.rateLimitForced()}
+	s.synced, s.syncSeen = mgr.cacheSynced()
+	var first, last time.Duration
+	for i := range b.cfg.tasks {
+		t := time.Duration(b.counter.firstAfterMark[i].Load())
+		if t == 0 {
+			continue
+		}
+		s.polled++
+		if first == 0 || t < first {
+			first = t
+		}
+		last = max(last, t)
+	}
+	s.allPolled = s.polled == b.cfg.tasks
+	if s.polled > 0 {
+		s.firstPoll, s.lastPoll = first-started, last-started
+	}
+	return s
+}
+
 // warmUp starts with every task due at once and waits until every task was polled and shows Running.
 func (b *bench) warmUp(ctx context.Context, mgr *managerProcess) error {
 	n := b.cfg.tasks
@@ -334,7 +435,18 @@ func (b *bench) warmUp(ctx context.Context, mgr *managerProcess) error {
 		return fmt.Errorf("only %d of %d tasks showed Running within 15 minutes of the manager's start", r, n)
 	}
 	b.r.warmUp = time.Since(b.start) - from
-	logf("  every task Running after %s; letting the schedule settle for one interval", b.r.warmUp.Round(100*time.Millisecond))
+	// Every task showing Running was polled; the count below confirms it.
+	_, _ = waitFor(ctx, 10*time.Second, mgr, b.allPolledSinceMark)
+	b.r.warmStartup = b.measureStartup(mgr)
+	ws := b.r.warmStartup
+	if ws.syncSeen {
+		logf("  cache synced %s after the start; every task polled %s after the sync; every task Running after %s",
+			ws.synced.Round(100*time.Millisecond), ws.fromSync().Round(100*time.Millisecond), b.r.warmUp.Round(100*time.Millisecond))
+	} else {
+		logf("  no \"Starting workers\" line of controller asynctask in the manager's log; every task Running after %s",
+			b.r.warmUp.Round(100*time.Millisecond))
+	}
+	logf("  letting the schedule settle for one interval")
 	return sleep(ctx, b.cfg.interval, mgr)
 }
 
@@ -346,6 +458,16 @@ func (b *bench) steady(ctx context.Context, mgr *managerProcess) error {
 		d := time.Duration((0.1 + 0.5*rand.Float64()) * float64(w))
 		b.sim.AddTimedTask(taskID(i), d, stepA, stepB)
 	}
+	var cpuProfile chan struct{}
+	// The CPU profile ends inside the window: a whole number of seconds, one short of the window.
+	if secs := int(w.Seconds()) - 1; b.prof != nil && secs >= 1 {
+		cpuProfile = make(chan struct{})
+		logf("  taking a %ds CPU profile of the manager", secs)
+		go func() {
+			defer close(cpuProfile)
+			b.prof.fetch(ctx, "cpu", fmt.Sprintf("profile?seconds=%d", secs), time.Duration(secs)*time.Second+time.Minute)
+		}()
+	}
 	s0, u0, w0 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
 	if err := sleep(ctx, w, mgr); err != nil {
 		return err
@@ -353,80 +475,89 @@ func (b *bench) steady(ctx context.Context, mgr *managerProcess) error {
 	s1, u1, w1 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
 	b.r.steady = measureWindow(s0, s1, u0, u1, allTasks(b.cfg.tasks), b.cfg.interval)
 	b.r.steadyWrites = w1 - w0
+	if cpuProfile != nil {
+		select {
+		case <-cpuProfile:
+		case <-time.After(time.Minute):
+			logf("  the CPU profile did not end within a minute of the window")
+		}
+	}
 	base, now, err := mgr.memory()
 	if err != nil {
 		return err
 	}
 	b.r.heapBaseline, b.r.heapLive = base.HeapAlloc, now.HeapAlloc
-	if hwm, err := procMemKiB(mgr.pid(), "VmHWM"); err == nil {
-		b.r.peakRSSKiB = hwm
+	if b.prof != nil {
+		b.prof.fetch(ctx, "heap", "heap?gc=1", time.Minute)
 	}
+	b.notePeak(mgr)
 	logf("  %.3f polls per task per interval, %.1f polls/s, %.2f CPU s per 1,000 polls", b.r.steady.pollsPerTaskInterval(),
 		b.r.steady.pollsPerSecond(), b.r.steady.cpuPer1000())
 	return nil
 }
 
-// restart stops the manager and starts a new process with every task running and none due by its status.
-func (b *bench) restart(ctx context.Context, old *managerProcess, kubeconfig, logPath string) (*managerProcess, error) {
+// restart stops the manager and starts a new process with every task running and none due by its status. It
+// counts the vendor requests per second from the new process's start until one interval after every task was
+// polled again.
+func (b *bench) restart(ctx context.Context, old *managerProcess, start managerStart) (*managerProcess, error) {
 	n := b.cfg.tasks
 	logf("Phase 3, restart: stopping the manager (SIGTERM) and starting a new process")
+	b.notePeak(old)
 	stopStarted := time.Now()
 	if err := old.stop(); err != nil {
 		logf("  the old manager: %v", err)
 	}
 	b.r.stopTook = time.Since(stopStarted)
 	w0 := b.watcher.totalWrites.Load()
-	mark := b.counter.setMark()
-	mgr, err := startManager(kubeconfig, logPath, b.cfg.concurrency)
+	perTask0 := make([]int32, n)
+	for i := range perTask0 {
+		perTask0[i] = b.watcher.writes[i].Load()
+	}
+	b.counter.setMark()
+	mgr, err := startManager(start)
 	if err != nil {
 		return nil, err
 	}
+	started := mgr.started.Sub(b.start)
 	// The rate limit forces (requests per backend - burst) / qps; ZStack makes two requests per running poll.
 	forced := b.rateLimitForced()
-	b.r.restartForced = forced
 	timeout := 3*b.cfg.interval + 3*forced + time.Minute
-	allPolled := func() bool {
-		for i := range n {
-			if b.counter.firstAfterMark[i].Load() == 0 {
-				return false
-			}
-		}
-		return true
-	}
-	ok, err := waitFor(ctx, timeout, mgr, allPolled)
+	ok, err := waitFor(ctx, timeout, mgr, b.allPolledSinceMark)
 	if err != nil {
 		return mgr, err
 	}
-	var first, last time.Duration
-	polled := 0
-	for i := range n {
-		t := time.Duration(b.counter.firstAfterMark[i].Load())
-		if t == 0 {
-			continue
-		}
-		polled++
-		if first == 0 || t < first {
-			first = t
-		}
-		last = max(last, t)
-	}
-	b.r.restartPolled, b.r.restartAllPolled = polled, ok
-	b.r.restartFirstPoll = first - mark
-	b.r.restartRepoll = last - mark
+	st := b.measureStartup(mgr)
+	b.r.restartStartup = st
 	if !ok {
-		b.r.restartRepoll = timeout
+		st.lastPoll = timeout // not all polled: at least this long
+		b.r.restartStartup.lastPoll = timeout
 	}
-	if last > first {
-		b.r.restartCatchUpRate = float64(polled) / (last - first).Seconds()
+	if st.lastPoll > st.firstPoll {
+		b.r.restartCatchUpRate = float64(st.polled) / (st.lastPoll - st.firstPoll).Seconds()
 	}
 	// Let the rate settle for one more interval, counting requests and writes all along.
 	if err := sleep(ctx, b.cfg.interval, mgr); err != nil {
 		return mgr, err
 	}
-	b.r.restartMaxRate = b.counter.maxPerSecond(mark, b.counter.since())
+	end := b.counter.since()
+	b.r.restartBins = b.counter.secondBins(started, end)
+	b.r.restartMaxRate = b.counter.maxPerSecond(started, end)
+	b.r.restartMaxRateAll = b.counter.maxPerSecondAll(started, end)
 	b.r.restartWrites = b.watcher.totalWrites.Load() - w0
-	logf("  first poll %s after the new process started, every task polled again after %s (%d/%d); largest rate %v req/s",
-		b.r.restartFirstPoll.Round(100*time.Millisecond), b.r.restartRepoll.Round(100*time.Millisecond), polled, n, b.r.restartMaxRate)
+	// A write in the restart phase is extra unless it records an observation not written before the restart.
+	for i := range n {
+		pending := max(0, b.distinctBeforeFinish(i)-int(perTask0[i]))
+		b.r.restartExtraWrites += int64(max(0, int(b.watcher.writes[i].Load()-perTask0[i])-pending))
+	}
+	b.r.restartRan = true
+	syncText := "not seen"
+	if st.syncSeen {
+		syncText = st.synced.Round(100 * time.Millisecond).String()
+	}
+	all, _ := b.r.restartBinMax()
+	logf("  cache synced after %s; first poll %s after the new process started, every task polled again after %s (%d/%d); "+
+		"largest second %d req/s (steady %.0f req/s)", syncText, st.firstPoll.Round(100*time.Millisecond),
+		st.lastPoll.Round(100*time.Millisecond), st.polled, n, all, b.r.steady.requestsPerSecond())
 	return mgr, nil
 }
 
@@ -447,9 +578,9 @@ func (b *bench) rateLimitForced() time.Duration {
 
 func tasksOfVendor(n, v int) int { return (n - v + numVendors - 1) / numVendors }
 
-// isFinisher picks every k-th task of each vendor, k = 1/finishFraction.
+// isFinisher picks every k-th task of each vendor, k = 1/finishFraction; none when the finish phase does not run.
 func (b *bench) isFinisher(i int) bool {
-	if b.cfg.finishFraction <= 0 {
+	if b.cfg.finishFraction <= 0 || !b.cfg.has(phaseFinish) {
 		return false
 	}
 	k := max(int(1/b.cfg.finishFraction+0.5), 1)
@@ -532,13 +663,19 @@ func (b *bench) slow(ctx context.Context, mgr *managerProcess) error {
 	return nil
 }
 
+// distinctBeforeFinish is how many distinct observations the simulator gives task i before the finish phase:
+// A, and B from the steady phase on, except for API Gateway, which shows no progress (A and B read the same).
+func (b *bench) distinctBeforeFinish(i int) int {
+	if b.cfg.has(phaseSteady) && i%numVendors != vAPIG {
+		return 2
+	}
+	return 1
+}
+
 // collectWrites compares each task's status writes with the distinct observations the simulator produced.
 func (b *bench) collectWrites() {
 	for i := range b.cfg.tasks {
-		distinct := 2 // A and B
-		if i%numVendors == vAPIG {
-			distinct = 1 // API Gateway shows no progress: A and B read the same
-		}
+		distinct := b.distinctBeforeFinish(i)
 		if b.isFinisher(i) {
 			distinct++
 		}

@@ -45,7 +45,13 @@ type counter struct {
 	// firstAfterMark is the first poll of each task after mark (ns since start), 0 until then.
 	firstAfterMark []atomic.Int64
 	mark           atomic.Int64
+	// finishedRequests counts, per vendor, the requests about a finished task (IDs with finishedIDPrefix,
+	// which the simulator does not know): an operator that never polls a finished task makes none.
+	finishedRequests [numVendors]atomic.Int64
 }
+
+// finishedIDPrefix starts the vendor task ID (and the name) of every task created finished (-finished).
+const finishedIDPrefix = "done-"
 
 func newCounter(next http.Handler, ids []string) *counter {
 	c := &counter{next: next, start: time.Now(), taskIndex: make(map[string]int, len(ids)),
@@ -63,6 +69,9 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.byKind[vendor][kind].Add(1)
 		if t := int(now / (100 * time.Millisecond)); t < maxSeconds*10 {
 			c.perTenth[vendor][t].Add(1)
+		}
+		if strings.HasPrefix(id, finishedIDPrefix) {
+			c.finishedRequests[vendor].Add(1)
 		}
 		if kind == reqPoll {
 			if i, ok := c.taskIndex[id]; ok {
@@ -161,4 +170,49 @@ func (c *counter) maxPerSecond(from, to time.Duration) [numVendors]int32 {
 		}
 	}
 	return out
+}
+
+// maxPerSecondAll is maxPerSecond for all vendors together.
+func (c *counter) maxPerSecondAll(from, to time.Duration) int32 {
+	tenth := 100 * time.Millisecond
+	var out int32
+	for t := int(from / tenth); t <= int(to/tenth) && t+10 <= maxSeconds*10; t++ {
+		var sum int32
+		for v := range numVendors {
+			for k := t; k < t+10; k++ {
+				sum += c.perTenth[v][k].Load()
+			}
+		}
+		out = max(out, sum)
+	}
+	return out
+}
+
+// secondBins returns, per vendor, the requests in each whole second from from (to the tenth) until to; the
+// last, partial second is left out.
+func (c *counter) secondBins(from, to time.Duration) [numVendors][]int32 {
+	var out [numVendors][]int32
+	tenth := 100 * time.Millisecond
+	first := int(from / tenth)
+	n := int((to - from) / time.Second)
+	for v := range numVendors {
+		out[v] = make([]int32, 0, n)
+		for s := range n {
+			var sum int32
+			for k := first + 10*s; k < first+10*s+10 && k < maxSeconds*10; k++ {
+				sum += c.perTenth[v][k].Load()
+			}
+			out[v] = append(out[v], sum)
+		}
+	}
+	return out
+}
+
+// finishedRequestCount is the requests about finished tasks so far, all vendors.
+func (c *counter) finishedRequestCount() (total int64, byVendor [numVendors]int64) {
+	for v := range numVendors {
+		byVendor[v] = c.finishedRequests[v].Load()
+		total += byVendor[v]
+	}
+	return total, byVendor
 }

@@ -1,24 +1,60 @@
-// Command bench measures how many AsyncTasks one operator tracks and what each poll costs (issue #7). It starts
-// the local control plane (etcd and kube-apiserver from bin/), the vendor simulator behind a request counter,
-// creates N AsyncTasks spread evenly over the four vendor types, and runs the manager as a child process of
-// its own (this binary re-executed with -role=manager), so that the manager's CPU time and peak RSS are its
-// alone: the control plane and the simulator run in other processes. It then plays these phases and prints
-// one table:
+// Command bench measures how many AsyncTasks one operator tracks and what each poll costs (issues #7 and #15).
+// It starts the local control plane (etcd and kube-apiserver from bin/), the vendor simulator behind a request
+// counter, creates N running AsyncTasks (-tasks) spread evenly over the four vendor types, and runs the manager
+// as a child process (a bench binary re-executed with -role=manager -manager-kubeconfig=... -concurrency=N),
+// so that the manager's CPU time and peak RSS are its alone: the control plane and the simulator run in other
+// processes. The manager is this binary's by default; -manager-bin runs another bench binary's, e.g. one built
+// from an older commit (make bench-compare), and the table names it with its build info's vcs.revision
+// (debug/buildinfo; -manager-revision when it has none: go build stamps none in a git worktree).
 //
-//  1. warm-up: the manager starts with every task due; wait until every task shows Running;
-//  2. steady: every task changes its progress once, at a staggered time; count vendor requests, status
-//     writes, CPU and memory;
-//  3. restart: stop the manager, start a new process; the largest vendor request rate in any second against
-//     the backends' rateLimit, and the time until every task is polled again;
-//  4. finish: a fraction of the tasks finishes at known, staggered times; detection latency;
-//  5. slow backend: every API Gateway request takes 5 s; the poll interval the other backends achieve.
+// With -finished F, F more AsyncTasks are created already finished before the manager starts (evenly over
+// the four backends, named and with task IDs "done-NNNNNN", which the simulator does not know, so that any
+// request for one shows in the counter): each status is written through the status subresource as the
+// operator writes a task that succeeded (phase Succeeded, vendor status word, progress 100, message, task
+// name, times, observedGeneration, Ready and Finished True with reason Succeeded, a result of ~100 bytes), with
+// no ttlSecondsAfterFinished. The manager's first list holds all N + F objects.
+//
+// It then plays these phases (-phases picks some; warmup always runs, restart needs steady, slow needs finish;
+// the rows of the others are left out) and prints one table:
+//
+//  1. warmup: the manager starts with every task due; wait until every task shows Running. Cache sync + first
+//     poll: the time from the process's start until its asynctask controller's cache synced (controller-
+//     runtime's "Starting workers" line of controller asynctask in the manager's JSON log) and until every
+//     running task was polled once; target: every task polled within one interval after the sync, plus what
+//     the backends' rateLimit forces;
+//  2. steady: every task changes its progress once, at a staggered time; polls per task per interval (target
+//     1.0 ± 5%), status writes, manager CPU per 1,000 polls (target ≤ 0.18 s at 10,000 running), heap after
+//     a GC less the empty manager's, per tracked task, running or finished (target ≤ 1.5 KiB);
+//  3. restart: stop the manager (SIGTERM), start a new process. Cache sync + first poll as in the warm-up;
+//     the time until every running task was polled again from the new process's start and from its cache
+//     sync (target ≤ 1.1 intervals each); the vendor requests in every whole second from the process's start
+//     until one interval after every task was polled again, and in the largest sliding second, all backends
+//     together and per backend, against the steady window's HTTP request rate of the same backends (target:
+//     every second ≤ 1.1 × steady; N / interval is shown too, in polls); the largest sliding second against
+//     the rateLimit; status writes beyond the observations not yet written before the restart (target 0);
+//  4. finish: a fraction of the tasks finishes at known, staggered times; detection latency, vendor finished →
+//     Ready=True seen (target p99 ≤ interval + 1 s);
+//  5. slow: every API Gateway request takes 5 s; the poll interval the other backends achieve.
+//
+// Over the whole run: status writes per running task against the distinct observations the simulator gave;
+// the manager's peak RSS (VmHWM, largest of its processes; target < 250 MiB with ≥ 100,000 objects held, else
+// < 150 MiB from 10,000); with -finished, the vendor requests for finished tasks and the status writes to them
+// (target 0 each).
+//
+// -profile-dir DIR sets BENCH_PPROF_ADDR (a free loopback port) for the first manager process, takes a CPU
+// profile over the steady window (whole seconds ending inside it) and a heap profile (gc=1) at its end, and
+// writes DIR/cpu-LABEL.pprof, DIR/heap-LABEL.pprof and, after the run, `go tool pprof -top -nodecount=30`
+// of each as .txt (LABEL: -manager-label, "current" for this binary). -out writes the table as Markdown,
+// -json the rows with their numbers; -compare BASE.json,NEW.json prints two runs' tables and the ratio new /
+// base of every number, and runs nothing.
 //
 // With -unrelated-secrets-mib N, phases 2 to 5 are replaced by one: N MiB of Secrets that no backend uses are
 // created in another namespace, and the manager's RSS before and after is printed (an operator that caches
-// every Secret of the cluster grows by about N MiB).
+// every Secret of the cluster grows by about N MiB); -json is not written then.
 //
-// Setup (the control plane, creating the objects) is not measured. `make bench` runs it; see
-// docs/performance.md for the results and how to read them.
+// Setup (the control plane, creating the objects) is not measured. `make bench` runs it, `make bench-compare
+// BASE=<rev>` runs it for the operator at BASE and the working tree's (see the Makefile for the scenarios);
+// see docs/performance.md for the results and how to read them.
 package main
 
 import (
@@ -26,11 +62,25 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
+// The phases, in the order they run; -phases picks a subset.
+const (
+	phaseWarmUp  = "warmup"
+	phaseSteady  = "steady"
+	phaseRestart = "restart"
+	phaseFinish  = "finish"
+	phaseSlow    = "slow"
+)
+
+var allPhases = []string{phaseWarmUp, phaseSteady, phaseRestart, phaseFinish, phaseSlow}
+
 type config struct {
 	tasks          int
+	finished       int
 	interval       time.Duration
 	window         time.Duration
 	concurrency    int
@@ -41,16 +91,56 @@ type config struct {
 	createWorkers  int
 	repoRoot       string
 	out            string
+	jsonOut        string
+	phases         []string
+	managerBin     string
+	managerLabel   string
+	managerRev     string
+	profileDir     string
 
 	// unrelatedSecretsMiB, when not 0, replaces phases 2 to 5 by the unrelated-Secrets scenario.
 	unrelatedSecretsMiB int
+}
+
+// has reports whether phase is to be run.
+func (c config) has(phase string) bool { return slices.Contains(c.phases, phase) }
+
+// parsePhases reads -phases: known names, warm-up always included, restart after steady and slow after finish
+// (each is compared with the phase before it).
+func parsePhases(s string) ([]string, error) {
+	want := map[string]bool{phaseWarmUp: true}
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !slices.Contains(allPhases, p) {
+			return nil, fmt.Errorf("-phases: unknown phase %q (known: %s)", p, strings.Join(allPhases, ","))
+		}
+		want[p] = true
+	}
+	if want[phaseRestart] && !want[phaseSteady] {
+		return nil, fmt.Errorf("-phases: restart needs steady (its request rate is compared with the steady one)")
+	}
+	if want[phaseSlow] && !want[phaseFinish] {
+		return nil, fmt.Errorf("-phases: slow needs finish (its reference is the finish phase)")
+	}
+	var out []string
+	for _, p := range allPhases {
+		if want[p] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 func main() {
 	var cfg config
 	role := flag.String("role", "bench", "bench, or manager (internal: the child process that runs the manager)")
 	kubeconfig := flag.String("manager-kubeconfig", "", "manager role: the kubeconfig of the control plane")
-	flag.IntVar(&cfg.tasks, "tasks", 1000, "number of AsyncTasks, spread evenly over the four vendor types")
+	flag.IntVar(&cfg.tasks, "tasks", 1000, "number of running AsyncTasks, spread evenly over the four vendor types")
+	flag.IntVar(&cfg.finished, "finished", 0, "number of AsyncTasks more that are already finished (status Succeeded, "+
+		"written before the manager starts; task IDs the simulator does not know), spread evenly over the four backends")
 	flag.DurationVar(&cfg.interval, "interval", 10*time.Second, "poll interval of every backend")
 	flag.DurationVar(&cfg.window, "window", 0, "length of each measured phase; 0 means 6 poll intervals")
 	flag.IntVar(&cfg.concurrency, "concurrency", 0, "workers polling at once (the operator's --workers); 0 keeps the operator's default (16)")
@@ -59,12 +149,26 @@ func main() {
 	flag.IntVar(&cfg.burst, "burst", 10, "spec.rateLimit.burst of every backend")
 	flag.Float64Var(&cfg.finishFraction, "finish-fraction", 0.2, "fraction of the tasks that finish in the finish phase")
 	flag.DurationVar(&cfg.slowDelay, "slow-delay", 5*time.Second, "how long every request to the slow backend takes")
-	flag.IntVar(&cfg.createWorkers, "create-workers", 16, "concurrent workers creating the objects (setup, not measured)")
+	flag.IntVar(&cfg.createWorkers, "create-workers", 16, "concurrent workers creating the objects (setup, not measured; "+
+		"the finished tasks use three times as many)")
 	flag.IntVar(&cfg.unrelatedSecretsMiB, "unrelated-secrets-mib", 0, "after the warm-up, create this many MiB of "+
 		"Secrets no backend uses (256 KiB each, in another namespace) and print the manager's RSS and heap before and "+
 		"after, instead of phases 2 to 5")
+	phases := flag.String("phases", strings.Join(allPhases, ","), "the phases to run, comma-separated; warmup always runs, "+
+		"restart needs steady and slow needs finish; the rows of the others are left out")
+	flag.StringVar(&cfg.managerBin, "manager-bin", "", "run the manager role (-role=manager -manager-kubeconfig=... "+
+		"-concurrency=N) from this binary, e.g. a bench built from an older commit; default: this binary")
+	flag.StringVar(&cfg.managerLabel, "manager-label", "", "the manager binary's name in the table, the JSON file and "+
+		"the profiles' file names; default: current for this binary, else the binary's file name")
+	flag.StringVar(&cfg.managerRev, "manager-revision", "", "the manager binary's commit, shown when its build info has "+
+		"none (go build stamps none in a git worktree; make bench-compare passes it)")
+	flag.StringVar(&cfg.profileDir, "profile-dir", "", "take a CPU profile over the steady window and a heap profile "+
+		"at its end from the manager (BENCH_PPROF_ADDR) and save them, with go tool pprof -top text, in this directory")
 	flag.StringVar(&cfg.repoRoot, "repo", ".", "repository root: holds bin/ and config/crd/bases")
 	flag.StringVar(&cfg.out, "out", "", "also write the results table (Markdown) to this file")
+	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results (every row, with its numbers) as JSON to this file, for -compare")
+	compare := flag.String("compare", "", "BASE.json,NEW.json: print both runs' tables and, for every numeric row, "+
+		"the ratio new / base; runs nothing")
 	flag.Parse()
 
 	if *role == "manager" {
@@ -74,20 +178,68 @@ func main() {
 		}
 		return
 	}
+	if *compare != "" {
+		if err := compareRuns(os.Stdout, *compare); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var err error
+	if cfg.phases, err = parsePhases(*phases); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	if cfg.window == 0 {
 		cfg.window = 6 * cfg.interval
 	}
 	if cfg.qps == 0 {
 		cfg.qps = max(100, int(float64(cfg.tasks)/cfg.interval.Seconds()))
 	}
-	root, err := filepath.Abs(cfg.repoRoot)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if err := cfg.resolvePaths(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	cfg.repoRoot = root
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// resolvePaths makes the repository root, the manager binary and the profile directory absolute, and names
+// the manager binary.
+func (c *config) resolvePaths() error {
+	root, err := filepath.Abs(c.repoRoot)
+	if err != nil {
+		return err
+	}
+	c.repoRoot = root
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if c.managerBin == "" {
+		c.managerBin = self
+		if c.managerLabel == "" {
+			c.managerLabel = "current"
+		}
+	}
+	if c.managerBin, err = filepath.Abs(c.managerBin); err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.managerBin); err != nil {
+		return fmt.Errorf("-manager-bin: %w", err)
+	}
+	if c.managerLabel == "" {
+		c.managerLabel = filepath.Base(c.managerBin)
+	}
+	if c.profileDir != "" {
+		if c.profileDir, err = filepath.Abs(c.profileDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(c.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }

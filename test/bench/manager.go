@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -91,27 +94,43 @@ type managerProcess struct {
 	baseline memStats
 	latest   memStats
 	gotMem   chan struct{}
+	// synced is when the manager logged that the asynctask controller's cache synced and its workers start
+	// (controller-runtime's "Starting workers"); zero until then.
+	synced time.Time
 }
 
-// startManager starts this binary in the manager role; its log goes to logPath.
-func startManager(kubeconfig, logPath string, concurrency int) (*managerProcess, error) {
-	self, err := os.Executable()
+// managerStart says how to start a manager process.
+type managerStart struct {
+	// bin is the binary whose manager role runs: this one, or a bench built from another commit. Only the
+	// flags every bench's manager role knows are passed.
+	bin         string
+	kubeconfig  string
+	logPath     string
+	concurrency int
+	// env is added to the process's environment (BENCH_PPROF_ADDR).
+	env []string
+}
+
+// startManager starts a binary in the manager role; its log (stderr) goes to logPath and is read for the
+// asynctask controller's "Starting workers" line.
+func startManager(s managerStart) (*managerProcess, error) {
+	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self, "-role=manager", "-manager-kubeconfig="+kubeconfig, "-concurrency="+strconv.Itoa(concurrency))
-	cmd.Stderr = logFile
+	cmd := exec.Command(s.bin, "-role=manager", "-manager-kubeconfig="+s.kubeconfig, "-concurrency="+strconv.Itoa(s.concurrency))
+	cmd.Env = append(os.Environ(), s.env...)
+	p := &managerProcess{cmd: cmd, done: make(chan struct{}), gotMem: make(chan struct{}, 1)}
+	// An io.Writer that is not a file: exec copies the pipe into it, and Wait waits for the copy.
+	cmd.Stderr = &lineWriter{w: logFile, line: p.logLine}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		_ = logFile.Close()
 		return nil, err
 	}
-	p := &managerProcess{cmd: cmd, done: make(chan struct{}), gotMem: make(chan struct{}, 1)}
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
 		return nil, err
 	}
 	go func() {
@@ -150,6 +169,125 @@ func startManager(kubeconfig, logPath string, concurrency int) (*managerProcess,
 }
 
 func (p *managerProcess) pid() int { return p.cmd.Process.Pid }
+
+// logLine notes the time of the asynctask controller's "Starting workers" line: controller-runtime logs it
+// once the controller's caches synced (zap's JSON encoder: {"msg": ..., "controller": ...}).
+func (p *managerProcess) logLine(line []byte) {
+	if !bytes.Contains(line, []byte("Starting workers")) {
+		return
+	}
+	var entry struct {
+		Msg        string `json:"msg"`
+		Controller string `json:"controller"`
+	}
+	if json.Unmarshal(line, &entry) != nil || entry.Msg != "Starting workers" || entry.Controller != "asynctask" {
+		return
+	}
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.synced.IsZero() {
+		p.synced = now
+	}
+}
+
+// cacheSynced returns how long after its start the manager's asynctask controller started its workers, and
+// false while (or if) that line has not been seen.
+func (p *managerProcess) cacheSynced() (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.synced.IsZero() {
+		return 0, false
+	}
+	return p.synced.Sub(p.started), true
+}
+
+// lineWriter writes through to w and hands every complete line to line. Used by one goroutine (exec's copy).
+type lineWriter struct {
+	w    io.Writer
+	line func([]byte)
+	buf  []byte
+}
+
+func (l *lineWriter) Write(b []byte) (int, error) {
+	_, _ = l.w.Write(b) // a full disk must not stop the manager: its stderr is drained regardless
+	l.buf = append(l.buf, b...)
+	rest := l.buf
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		l.line(rest[:i])
+		rest = rest[i+1:]
+	}
+	if len(rest) > 1<<20 {
+		rest = nil // a line this long is not the one looked for
+	}
+	l.buf = append(l.buf[:0], rest...)
+	return len(b), nil
+}
+
+// managerBinary names the binary whose manager role ran, with what its build info says of its commit.
+type managerBinary struct {
+	Path      string `json:"path"`
+	Label     string `json:"label"`
+	Revision  string `json:"revision,omitempty"`
+	Modified  bool   `json:"modified,omitempty"`
+	Time      string `json:"time,omitempty"`
+	GoVersion string `json:"goVersion,omitempty"`
+	// Note says why there is no revision.
+	Note string `json:"note,omitempty"`
+}
+
+// readManagerBinary reads the binary's build info (go version -m). Without a vcs.revision there, given (the
+// caller's word, -manager-revision) is shown instead.
+func readManagerBinary(path, label, given string) managerBinary {
+	m := managerBinary{Path: path, Label: label}
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		m.Note = "no build info: " + err.Error()
+	} else {
+		m.GoVersion = info.GoVersion
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				m.Revision = s.Value
+			case "vcs.modified":
+				m.Modified = s.Value == "true"
+			case "vcs.time":
+				m.Time = s.Value
+			}
+		}
+	}
+	switch {
+	case m.Revision != "":
+	case given != "":
+		m.Revision = given
+		m.Note = "revision as given by -manager-revision: the build info has none"
+	case m.Note == "":
+		m.Note = "no vcs.revision in its build info: go build stamps none in a git worktree, with -buildvcs=false, or under go run"
+	}
+	return m
+}
+
+func (m managerBinary) String() string {
+	s := fmt.Sprintf("%s `%s`", m.Label, m.Path)
+	if m.Revision != "" {
+		rev := m.Revision
+		if m.Modified {
+			rev += " (modified)"
+		}
+		s += ", vcs.revision " + rev
+	}
+	if m.GoVersion != "" {
+		s += ", " + m.GoVersion
+	}
+	if m.Note != "" {
+		s += " (" + m.Note + ")"
+	}
+	return s
+}
 
 // memory asks the manager for its heap after a GC.
 func (p *managerProcess) memory() (baseline, now memStats, err error) {

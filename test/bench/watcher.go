@@ -29,6 +29,11 @@ type watcher struct {
 	readyAt     []time.Duration // since start; 0 until Ready=True was seen
 	nRunning    int
 	gaps        int // watches that had to be restarted from a fresh list (events possibly lost)
+	// finishedWrites counts the writes to the tasks created finished (-finished); finishedSeen how many of them
+	// the first list held.
+	finishedWrites  atomic.Int64
+	finishedSeen    int
+	nFinishedListed int // counted by list
 }
 
 func newWatcher(start time.Time, n int) *watcher {
@@ -48,14 +53,13 @@ func taskIndexOf(name string) (int, bool) {
 
 // run lists and watches until ctx ends, re-watching from the last resourceVersion when a watch closes.
 func (w *watcher) run(ctx context.Context, c client.WithWatch, namespace string, ready chan<- struct{}) error {
-	list := &v1alpha1.AsyncTaskList{}
-	if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
+	rv, err := w.list(ctx, c, namespace)
+	if err != nil {
 		return err
 	}
-	for i := range list.Items {
-		w.observe(&list.Items[i], false)
-	}
-	rv := list.ResourceVersion
+	w.mu.Lock()
+	w.finishedSeen = w.nFinishedListed
+	w.mu.Unlock()
 	close(ready)
 	for ctx.Err() == nil {
 		wi, err := c.Watch(ctx, &v1alpha1.AsyncTaskList{}, client.InNamespace(namespace),
@@ -85,12 +89,8 @@ func (w *watcher) run(ctx context.Context, c client.WithWatch, namespace string,
 				w.mu.Lock()
 				w.gaps++
 				w.mu.Unlock()
-				fresh := &v1alpha1.AsyncTaskList{}
-				if err := c.List(ctx, fresh, client.InNamespace(namespace)); err == nil {
-					for i := range fresh.Items {
-						w.observe(&fresh.Items[i], false)
-					}
-					rv = fresh.ResourceVersion
+				if fresh, err := w.list(ctx, c, namespace); err == nil {
+					rv = fresh
 				}
 			}
 		}
@@ -99,7 +99,38 @@ func (w *watcher) run(ctx context.Context, c client.WithWatch, namespace string,
 	return nil
 }
 
+// list observes every task, in pages (100,000 tasks in one answer would be a large allocation of the bench's),
+// and returns the list's resourceVersion to watch from.
+func (w *watcher) list(ctx context.Context, c client.WithWatch, namespace string) (string, error) {
+	opts := []client.ListOption{client.InNamespace(namespace), client.Limit(1000)}
+	w.nFinishedListed = 0
+	rv := ""
+	for cont := ""; ; {
+		page := &v1alpha1.AsyncTaskList{}
+		if err := c.List(ctx, page, append(opts, client.Continue(cont))...); err != nil {
+			return "", err
+		}
+		for i := range page.Items {
+			w.observe(&page.Items[i], false)
+		}
+		if rv == "" {
+			rv = page.ResourceVersion // a continued list is served at the first page's resourceVersion
+		}
+		if cont = page.Continue; cont == "" {
+			return rv, nil
+		}
+	}
+}
+
 func (w *watcher) observe(task *v1alpha1.AsyncTask, write bool) {
+	if strings.HasPrefix(task.Name, finishedIDPrefix) {
+		if write {
+			w.finishedWrites.Add(1)
+		} else {
+			w.nFinishedListed++ // only list reads call observe without a write, from the run goroutine
+		}
+		return
+	}
 	i, ok := taskIndexOf(task.Name)
 	if !ok || i >= len(w.writes) {
 		return
