@@ -105,7 +105,7 @@ func firstDue(task *v1alpha1.AsyncTask, interval time.Duration, now time.Time) t
 func phaseOffset(uid types.UID, interval time.Duration, now time.Time) time.Duration {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(uid))
-	phase := int64(h.Sum64() % uint64(interval))
+	phase := int64(h.Sum64() % uint64(interval)) //nolint:gosec // G115: interval > 0 (firstDue), and the remainder is below it
 	return time.Duration((phase - now.UnixNano()%int64(interval) + int64(interval)) % int64(interval))
 }
 

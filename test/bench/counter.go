@@ -126,13 +126,12 @@ func classify(path string) (vendor, kind int, id string) {
 func (c *counter) since() time.Duration { return time.Since(c.start) }
 
 // setMark starts recording each task's first poll from now on.
-func (c *counter) setMark() time.Duration {
+func (c *counter) setMark() {
 	now := c.since()
 	for i := range c.firstAfterMark {
 		c.firstAfterMark[i].Store(0)
 	}
 	c.mark.Store(int64(now))
-	return now
 }
 
 // countSnapshot is the counters at one moment.
