@@ -29,8 +29,9 @@
 //     the time until every running task was polled again from the new process's start and from its cache
 //     sync (target ≤ 1.1 intervals each); the vendor requests in every whole second from the process's start
 //     until one interval after every task was polled again, and in the largest sliding second, all backends
-//     together and per backend, against the steady window's HTTP request rate of the same backends (target:
-//     every second ≤ 1.1 × steady; N / interval is shown too, in polls); the largest sliding second against
+//     together and per backend, against the steady rate: N / interval polls, each with the HTTP requests a
+//     poll made in the steady window (target: every second ≤ 1.1 × steady; a steady window that fell behind
+//     does not lower the steady rate, and its own rate is shown too); the largest sliding second against
 //     the rateLimit; status writes beyond the observations not yet written before the restart (target 0);
 //  4. finish: a fraction of the tasks finishes at known, staggered times; detection latency, vendor finished →
 //     Ready=True seen (target p99 ≤ interval + 1 s);
