@@ -550,6 +550,11 @@ func (b *bench) restart(ctx context.Context, old *managerProcess, start managerS
 		b.r.restartExtraWrites += int64(max(0, int(b.watcher.writes[i].Load()-perTask0[i])-pending))
 	}
 	b.r.restartRan = true
+	// The new process's heap: it holds the same tasks, but none changed phase in it, so no Event it recorded
+	// is still kept by the event broadcaster (which keeps each for about six minutes).
+	if base, now, err := mgr.memory(); err == nil {
+		b.r.restartHeapBaseline, b.r.restartHeapLive = base.HeapAlloc, now.HeapAlloc
+	}
 	syncText := "not seen"
 	if st.syncSeen {
 		syncText = st.synced.Round(100 * time.Millisecond).String()
@@ -557,7 +562,7 @@ func (b *bench) restart(ctx context.Context, old *managerProcess, start managerS
 	all, _ := b.r.restartBinMax()
 	logf("  cache synced after %s; first poll %s after the new process started, every task polled again after %s (%d/%d); "+
 		"largest second %d req/s (steady %.0f req/s)", syncText, st.firstPoll.Round(100*time.Millisecond),
-		st.lastPoll.Round(100*time.Millisecond), st.polled, n, all, b.r.steady.requestsPerSecond())
+		st.lastPoll.Round(100*time.Millisecond), st.polled, n, all, b.r.steady.idealRequestsPerSecond())
 	return mgr, nil
 }
 
