@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -157,13 +158,17 @@ func run(cfg config) (err error) {
 	}
 
 	start := managerStart{bin: cfg.managerBin, kubeconfig: kubeconfig, concurrency: cfg.concurrency}
+	if cfg.goMemLimit != "" {
+		// As the Deployment runs it: GOMEMLIMIT from limits.memory, less the tenth cmd/main.go keeps as headroom.
+		start.env = append(start.env, "GOMEMLIMIT="+cfg.goMemLimit)
+	}
 	start1 := start
 	start1.logPath = filepath.Join(workDir, "manager-1.log")
 	if cfg.profileDir != "" {
 		if b.prof, err = newProfiler(cfg.profileDir, cfg.managerLabel, cfg.managerBin); err != nil {
 			return err
 		}
-		start1.env = b.prof.env()
+		start1.env = append(slices.Clone(start.env), b.prof.env()...)
 	}
 	b.counter.setMark() // the warm-up's first polls
 	mgr1, err := startManager(start1)

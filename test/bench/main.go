@@ -95,6 +95,7 @@ type config struct {
 	jsonOut        string
 	phases         []string
 	managerBin     string
+	goMemLimit     string
 	managerLabel   string
 	managerRev     string
 	profileDir     string
@@ -159,6 +160,8 @@ func main() {
 		"restart needs steady and slow needs finish; the rows of the others are left out")
 	flag.StringVar(&cfg.managerBin, "manager-bin", "", "run the manager role (-role=manager -manager-kubeconfig=... "+
 		"-concurrency=N) from this binary, e.g. a bench built from an older commit; default: this binary")
+	flag.StringVar(&cfg.goMemLimit, "manager-gomemlimit", "230MiB", "GOMEMLIMIT of the manager process: the default is what the "+
+		"Deployment's limits.memory (256Mi) gives after cmd/main.go keeps a tenth as headroom; \"\" runs it without a limit")
 	flag.StringVar(&cfg.managerLabel, "manager-label", "", "the manager binary's name in the table, the JSON file and "+
 		"the profiles' file names; default: current for this binary, else the binary's file name")
 	flag.StringVar(&cfg.managerRev, "manager-revision", "", "the manager binary's commit, shown when its build info has "+

@@ -542,7 +542,11 @@ func (r results) markdown() string {
 	fmt.Fprintf(&b, "Run %s on %s, %d CPUs, %s; rateLimit qps %d burst %d per backend; measured windows of %s; phases %s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version(), c.qps, c.burst, c.window,
 		strings.Join(c.phases, ","))
-	fmt.Fprintf(&b, "Manager binary: %s.\n\n", r.manager)
+	memLimit := "none"
+	if c.goMemLimit != "" {
+		memLimit = c.goMemLimit + " (the Deployment's limits.memory 256Mi less a tenth)"
+	}
+	fmt.Fprintf(&b, "Manager binary: %s; its GOMEMLIMIT: %s.\n\n", r.manager, memLimit)
 	b.WriteString("| Measure | Result | Target | Verdict |\n|---|---|---|---|\n")
 	for _, x := range r.rows() {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", x.Measure, x.Result, x.Target, x.Verdict)
