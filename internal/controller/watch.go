@@ -15,7 +15,7 @@ import (
 
 // Field indexes that map a changed backend or Secret to what depends on it.
 const (
-	// taskBackendIndex indexes AsyncTasks by backendKey.String() of the backend they use.
+	// taskBackendIndex indexes unfinished AsyncTasks by backendKey.String() of the backend they use.
 	taskBackendIndex = ".spec.backendRef"
 	// backendSecretIndex indexes TaskBackends and ClusterTaskBackends by "namespace/name" of each Secret they read.
 	backendSecretIndex = ".spec.secretRefs" //nolint:gosec // G101: an index name, no credential
@@ -25,7 +25,11 @@ const (
 func addIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	indexer := mgr.GetFieldIndexer()
 	if err := indexer.IndexField(ctx, &v1alpha1.AsyncTask{}, taskBackendIndex, func(obj client.Object) []string {
-		return []string{backendKeyOf(obj.(*v1alpha1.AsyncTask)).String()}
+		task := obj.(*v1alpha1.AsyncTask)
+		if task.Status.Phase.Finished() {
+			return nil // never rescheduled by a backend's change; leaving them out saves two entries per finished task
+		}
+		return []string{backendKeyOf(task).String()}
 	}); err != nil {
 		return fmt.Errorf("indexing AsyncTasks by backend: %w", err)
 	}
