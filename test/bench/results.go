@@ -160,7 +160,7 @@ type results struct {
 	heapLive     uint64
 	// The restarted manager's, at the end of the restart phase.
 	restartHeapBaseline, restartHeapLive uint64
-	peakRSSKiB   int64
+	peakRSSKiB                           int64
 
 	restartRan         bool
 	stopTook           time.Duration
@@ -361,8 +361,8 @@ func (r results) rows() []row {
 		add(row{Key: "steady.heap_per_task_kib",
 			Measure: fmt.Sprintf("Live heap per tracked task, running or finished, end of the steady window (after GC, less the empty manager's %.1f MiB; "+
 				"includes the Events of the warm-up's phase changes, which the event broadcaster keeps about six minutes)", float64(r.heapBaseline)/(1<<20)),
-			Result:  fmt.Sprintf("%.2f KiB (live heap %.1f MiB, %d objects)", perTask/1024, float64(r.heapLive)/(1<<20), r.objects()),
-			Target:  "≤ 1.5 KiB at ≥ 10,000 objects", Verdict: heapVerdict,
+			Result: fmt.Sprintf("%.2f KiB (live heap %.1f MiB, %d objects)", perTask/1024, float64(r.heapLive)/(1<<20), r.objects()),
+			Target: "≤ 1.5 KiB at ≥ 10,000 objects", Verdict: heapVerdict,
 			Values: []value{val("heap per task", perTask/1024, "KiB"), val("live heap", float64(r.heapLive)/(1<<20), "MiB")}})
 	}
 	if c.has(phaseRestart) && r.restartHeapLive > 0 {
