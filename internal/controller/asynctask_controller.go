@@ -217,8 +217,9 @@ func (r *AsyncTaskReconciler) deleteAfterTTL(ctx context.Context, task *v1alpha1
 }
 
 // writeStatus patches the status when it differs from what is stored, records an event when the phase or the
-// reason the task waits changed, and returns the task with that status. task is the cache's own object, read
-// without a copy (CacheOptions): it is never changed, only copied when there is something to write.
+// reason the task waits changed, and returns the task with that status. task shares its maps, slices and
+// pointers with the cache's object (read without a deep copy, see CacheOptions): it is never changed, and only
+// copied when there is something to write.
 func (r *AsyncTaskReconciler) writeStatus(ctx context.Context, task *v1alpha1.AsyncTask, status v1alpha1.AsyncTaskStatus) (*v1alpha1.AsyncTask, error) {
 	if statusEquality.DeepEqual(task.Status, status) {
 		unchanged := *task // a shallow copy: nothing writes into it

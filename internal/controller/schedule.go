@@ -71,8 +71,8 @@ func (s *scheduler) lookup(key types.NamespacedName, uid types.UID) taskSchedule
 	return taskSchedule{uid: uid}
 }
 
-// place gives a task that this process has not scheduled yet its first due time (see firstDue). interval is
-// asked only then: it may read the task's backend.
+// place gives a task that this process has not scheduled yet its first due time (see polledBefore). interval
+// is asked only for a task polled before: it may read the task's backend.
 func (s *scheduler) place(task *v1alpha1.AsyncTask, interval func() time.Duration, now time.Time) {
 	s.mu.Lock()
 	known := s.tasks[taskKey(task)].uid == task.UID
@@ -80,7 +80,10 @@ func (s *scheduler) place(task *v1alpha1.AsyncTask, interval func() time.Duratio
 	if known {
 		return
 	}
-	due := firstDue(task, interval(), now)
+	due := now
+	if polledBefore(task) {
+		due = now.Add(phaseOffset(task.UID, interval(), now))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tasks[taskKey(task)].uid != task.UID { // not placed meanwhile by another worker or pollNow
@@ -88,24 +91,25 @@ func (s *scheduler) place(task *v1alpha1.AsyncTask, interval func() time.Duratio
 	}
 }
 
-// firstDue is when a task this process has not scheduled yet is first polled. A task never polled, or whose
-// spec changed since its status was written, is due at once. Any other task was polled by an earlier process
-// (a restart, a new leader): when it was is not in its status (status is written only on change), so it is
-// placed within one interval at a phase fixed by its UID. A restart then asks the vendor what a steady interval
-// asks, instead of every task at once; and two processes place a task at the same moment of the interval.
-func firstDue(task *v1alpha1.AsyncTask, interval time.Duration, now time.Time) time.Time {
-	if task.Status.Phase == "" || task.Status.ObservedGeneration != task.Generation || interval <= 0 {
-		return now
-	}
-	return now.Add(phaseOffset(task.UID, interval, now))
+// polledBefore reports whether an earlier process polled the task: it has a status for its current spec.
+// place polls a task that was never polled, or whose spec changed since its status was written, at once. Any
+// other task was being polled by an earlier process (a restart, a new leader); when it last was is not in its
+// status (status is written only on change), so it is placed within one interval at a moment fixed by its UID
+// (phaseOffset). A restart then asks the vendor what a steady interval asks, instead of every task at once,
+// and two processes place a task at the same moment of the interval.
+func polledBefore(task *v1alpha1.AsyncTask) bool {
+	return task.Status.Phase != "" && task.Status.ObservedGeneration == task.Generation
 }
 
 // phaseOffset is the wait from now until the next moment whose offset within interval (counted from the Unix
 // epoch) equals a hash of uid: uniform over [0, interval) across tasks, the same for one task in every process.
 func phaseOffset(uid types.UID, interval time.Duration, now time.Time) time.Duration {
+	if interval <= 0 {
+		return 0
+	}
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(uid))
-	phase := int64(h.Sum64() % uint64(interval)) //nolint:gosec // G115: interval > 0 (firstDue), and the remainder is below it
+	phase := int64(h.Sum64() % uint64(interval)) //nolint:gosec // G115: interval > 0, and the remainder is below it
 	return time.Duration((phase - now.UnixNano()%int64(interval) + int64(interval)) % int64(interval))
 }
 
