@@ -474,10 +474,12 @@ func (b *bench) steady(ctx context.Context, mgr *managerProcess) error {
 		}()
 	}
 	s0, u0, w0 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
+	from := b.counter.since()
 	if err := sleep(ctx, w, mgr); err != nil {
 		return err
 	}
 	s1, u1, w1 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
+	b.r.steadyBins = b.counter.secondBins(from, b.counter.since())
 	b.r.steady = measureWindow(s0, s1, u0, u1, allTasks(b.cfg.tasks), b.cfg.interval)
 	b.r.steadyWrites = w1 - w0
 	if cpuProfile != nil {
