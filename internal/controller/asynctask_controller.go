@@ -139,7 +139,7 @@ type pollResult struct {
 // poll asks the task's backend once.
 func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask) pollResult {
 	key := backendKeyOf(task)
-	result := pollResult{backend: key, interval: durationOr(task.Spec.PollInterval, defaultPollInterval)}
+	result := pollResult{backend: key, interval: taskInterval(task, nil)}
 	started := r.clock.Now()
 	conn, err := r.connector.connectForPoll(ctx, key, task.Namespace)
 	if err != nil {
@@ -149,9 +149,7 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 		return result
 	}
 	result.labels, result.connection = conn.labels, conn.fingerprint
-	if task.Spec.PollInterval == nil {
-		result.interval = conn.pollInterval()
-	}
+	result.interval = taskInterval(task, &conn.spec)
 	if !conn.tryAcquireWorker() {
 		recordDeferred(conn.labels, deferredBackendWorkers)
 		result.deferredFor = time.Second // all of this backend's workers are busy
@@ -188,17 +186,26 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 	return result
 }
 
-// pollIntervalOf is the task's poll interval: its own, else its backend's; the default when the backend cannot
-// be read.
+// taskInterval is a task's poll interval: its own, else its backend's (backendSpec, nil when the backend could
+// not be read), else the default.
+func taskInterval(task *v1alpha1.AsyncTask, backendSpec *v1alpha1.TaskBackendSpec) time.Duration {
+	if task.Spec.PollInterval == nil && backendSpec != nil {
+		return durationOr(backendSpec.PollInterval, defaultPollInterval)
+	}
+	return durationOr(task.Spec.PollInterval, defaultPollInterval)
+}
+
+// pollIntervalOf is taskInterval for a task not polled yet in this process: it reads the backend only when the
+// task has no interval of its own.
 func (r *AsyncTaskReconciler) pollIntervalOf(ctx context.Context, task *v1alpha1.AsyncTask) time.Duration {
 	if task.Spec.PollInterval != nil {
-		return durationOr(task.Spec.PollInterval, defaultPollInterval)
+		return taskInterval(task, nil)
 	}
 	spec, _, _, err := r.connector.getBackendSpec(ctx, backendKeyOf(task))
 	if err != nil {
-		return defaultPollInterval
+		return taskInterval(task, nil)
 	}
-	return durationOr(spec.PollInterval, defaultPollInterval)
+	return taskInterval(task, &spec)
 }
 
 // deleteAfterTTL deletes a finished task ttlSecondsAfterFinished after its completion, like a Job.
@@ -270,6 +277,9 @@ func isBackendErrorReason(reason string) bool {
 	return false
 }
 
+// asyncTaskControllerName names the AsyncTask controller in metrics and logs.
+const asyncTaskControllerName = "asynctask"
+
 // unlessFinishedForGood drops the creation events (a start's initial list among them) of finished tasks without
 // ttlSecondsAfterFinished: there is nothing to do for them, and a cluster may hold many. Their deletion still
 // reaches the reconciler, which forgets their schedule.
@@ -301,7 +311,7 @@ func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *conn
 		// A namespace's labels decide which ClusterTaskBackends its tasks may use (spec.allowedNamespaces).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forNamespace),
 			builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Named("asynctask").
+		Named(asyncTaskControllerName).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, LogConstructor: taskLogConstructor(mgr.GetLogger())}).
 		Complete(r)
 }

@@ -81,11 +81,6 @@ func (c *connection) tryAcquireWorker() bool {
 
 func (c *connection) releaseWorker() { <-c.workers }
 
-// pollInterval returns the backend's poll interval.
-func (c *connection) pollInterval() time.Duration {
-	return durationOr(c.spec.PollInterval, defaultPollInterval)
-}
-
 // connector builds one connection per backend and keeps it while the backend and its Secrets are unchanged, so
 // every task of a backend shares one HTTP client, rate limiter and session.
 type connector struct {

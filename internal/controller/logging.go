@@ -6,6 +6,8 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 )
 
 // lazyValues is a logr.LogSink that keeps the key/value pairs given to WithValues and hands them to the sink
@@ -73,7 +75,8 @@ func (l *lazyValues) WithCallDepth(depth int) logr.LogSink {
 // taskLogConstructor gives each AsyncTask reconcile the logger controller-runtime's builder would (the same
 // keys), with lazyValues under it.
 func taskLogConstructor(base logr.Logger) func(*reconcile.Request) logr.Logger {
-	base = withLazyValues(base.WithValues("controller", "asynctask", "controllerGroup", "tasks.asynctask.dev", "controllerKind", "AsyncTask"))
+	base = withLazyValues(base.WithValues("controller", asyncTaskControllerName,
+		"controllerGroup", v1alpha1.GroupVersion.Group, "controllerKind", "AsyncTask"))
 	return func(req *reconcile.Request) logr.Logger {
 		if req == nil {
 			return base

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -191,28 +192,22 @@ type tasksByPhase struct {
 
 // cachedTasks returns the tasks the cache holds, without copying them: a List copies every task into one
 // slice, some 60 MB per scrape at 100,000 tasks. The objects are the cache's own, to be read only.
+// controller-runtime's informers are client-go SharedIndexInformers, which have a store (tested).
 func (c *tasksByPhase) cachedTasks(ctx context.Context) ([]*v1alpha1.AsyncTask, error) {
 	informer, err := c.cache.GetInformer(ctx, &v1alpha1.AsyncTask{})
 	if err != nil {
 		return nil, err
 	}
-	if withStore, ok := informer.(interface{ GetStore() toolscache.Store }); ok {
-		objs := withStore.GetStore().List()
-		tasks := make([]*v1alpha1.AsyncTask, 0, len(objs))
-		for _, obj := range objs {
-			if task, ok := obj.(*v1alpha1.AsyncTask); ok {
-				tasks = append(tasks, task)
-			}
+	withStore, ok := informer.(interface{ GetStore() toolscache.Store })
+	if !ok {
+		return nil, fmt.Errorf("the AsyncTask informer, a %T, has no store", informer)
+	}
+	objs := withStore.GetStore().List()
+	tasks := make([]*v1alpha1.AsyncTask, 0, len(objs))
+	for _, obj := range objs {
+		if task, ok := obj.(*v1alpha1.AsyncTask); ok {
+			tasks = append(tasks, task)
 		}
-		return tasks, nil
-	}
-	list := &v1alpha1.AsyncTaskList{}
-	if err := c.cache.List(ctx, list); err != nil {
-		return nil, err
-	}
-	tasks := make([]*v1alpha1.AsyncTask, len(list.Items))
-	for i := range list.Items {
-		tasks[i] = &list.Items[i]
 	}
 	return tasks, nil
 }

@@ -152,10 +152,7 @@ func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule fun
 		return nil
 	}
 	requests := make([]reconcile.Request, 0, len(tasks.Items))
-	for _, t := range tasks.Items {
-		if t.Status.Phase.Finished() {
-			continue
-		}
+	for _, t := range tasks.Items { // unfinished ones only: the index leaves finished tasks out
 		if reschedule(taskKey(&t), t.UID) {
 			requests = append(requests, reconcile.Request{NamespacedName: taskKey(&t)})
 		}
