@@ -11,11 +11,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -305,31 +304,31 @@ func createObjects(ctx context.Context, c client.Client, simURL string, cfg conf
 			return fmt.Errorf("creating %s: %w", obj.GetName(), err)
 		}
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, cfg.createWorkers)
-	for range cfg.createWorkers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= cfg.tasks || ctx.Err() != nil {
-					return
-				}
-				task := &v1alpha1.AsyncTask{
-					ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: taskName(i)},
-					Spec: v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: backendName(i % numVendors)},
-						TaskID: taskID(i)},
-				}
-				if err := c.Create(ctx, task); err != nil {
-					errs <- fmt.Errorf("creating task %d: %w", i, err)
-					return
-				}
-			}
-		})
+	return forEach(ctx, cfg.tasks, cfg.createWorkers, func(ctx context.Context, i int) error {
+		task := &v1alpha1.AsyncTask{
+			ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: taskName(i)},
+			Spec: v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: backendName(i % numVendors)},
+				TaskID: taskID(i)},
+		}
+		if err := c.Create(ctx, task); err != nil {
+			return fmt.Errorf("creating task %d: %w", i, err)
+		}
+		return nil
+	})
+}
+
+// forEach calls do for 0 ≤ i < n on at most workers goroutines and returns the first error; once one failed,
+// no new call starts and ctx of the running ones is cancelled.
+func forEach(ctx context.Context, n, workers int, do func(ctx context.Context, i int) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return do(ctx, i) })
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return g.Wait()
 }
 
 // sleep waits d, or fails when ctx ends or the manager exits.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,39 +59,25 @@ func createFinished(ctx context.Context, c client.Client, cfg config) error {
 	n := cfg.finished
 	now := time.Now()
 	started := now
-	var next, created atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				j := int(next.Add(1)) - 1
-				if j >= n || ctx.Err() != nil {
-					return
-				}
-				v := j % numVendors
-				task := &v1alpha1.AsyncTask{
-					ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: finishedName(j)},
-					Spec:       v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: backendName(v)}, TaskID: finishedName(j)},
-				}
-				if err := c.Create(ctx, task); err != nil {
-					errs <- fmt.Errorf("creating finished task %d: %w", j, err)
-					return
-				}
-				// Finished between one and two hours ago, spread.
-				completed := now.Add(-time.Hour - time.Duration(j%3600)*time.Second)
-				task.Status = finishedStatus(j, v, task.Generation, completed)
-				if err := c.Status().Update(ctx, task); err != nil {
-					errs <- fmt.Errorf("writing the status of finished task %d: %w", j, err)
-					return
-				}
-				if k := created.Add(1); k%10000 == 0 && int(k) < n {
-					logf("  %d of %d finished tasks created (%s)", k, n, time.Since(started).Round(time.Second))
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	var created atomic.Int64
+	return forEach(ctx, n, workers, func(ctx context.Context, j int) error {
+		v := j % numVendors
+		task := &v1alpha1.AsyncTask{
+			ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: finishedName(j)},
+			Spec:       v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: backendName(v)}, TaskID: finishedName(j)},
+		}
+		if err := c.Create(ctx, task); err != nil {
+			return fmt.Errorf("creating finished task %d: %w", j, err)
+		}
+		// Finished between one and two hours ago, spread.
+		completed := now.Add(-time.Hour - time.Duration(j%3600)*time.Second)
+		task.Status = finishedStatus(j, v, task.Generation, completed)
+		if err := c.Status().Update(ctx, task); err != nil {
+			return fmt.Errorf("writing the status of finished task %d: %w", j, err)
+		}
+		if k := created.Add(1); k%10000 == 0 && int(k) < n {
+			logf("  %d of %d finished tasks created (%s)", k, n, time.Since(started).Round(time.Second))
+		}
+		return nil
+	})
 }

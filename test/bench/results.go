@@ -269,31 +269,23 @@ func (w window) requestsPerSecond() float64 {
 
 // restartBinMax returns the largest whole-second bin after the restart, all vendors, and its second.
 func (r results) restartBinMax() (int32, int) {
-	var best int32
-	at := 0
-	for s := range r.restartBins[0] {
-		var sum int32
-		for v := range numVendors {
-			sum += r.restartBins[v][s]
-		}
-		if sum > best {
-			best, at = sum, s
-		}
+	all := allVendors(r.restartBins)
+	if len(all) == 0 {
+		return 0, 0
 	}
-	return best, at
+	at := slices.Index(all, slices.Max(all))
+	return all[at], at
 }
 
-// maxBinAll is the largest second of bins summed over the vendors.
-func maxBinAll(bins [numVendors][]int32) int32 {
-	var best int32
-	for s := range bins[0] {
-		var sum int32
-		for v := range numVendors {
-			sum += bins[v][s]
+// allVendors sums per-vendor bins second by second.
+func allVendors(bins [numVendors][]int32) []int32 {
+	sums := make([]int32, len(bins[0]))
+	for v := range numVendors {
+		for s, n := range bins[v] {
+			sums[s] += n
 		}
-		best = max(best, sum)
 	}
-	return best
+	return sums
 }
 
 func maxBin(bins []int32) int32 {
@@ -468,11 +460,7 @@ func (r results) restartRows() []row {
 	limitAll := 1.1 * steadyAll
 	binAll, at := r.restartBinMax()
 	over, seconds := 0, len(r.restartBins[0])
-	for s := range seconds {
-		var sum int32
-		for v := range numVendors {
-			sum += r.restartBins[v][s]
-		}
+	for _, sum := range allVendors(r.restartBins) {
 		if float64(sum) > limitAll {
 			over++
 		}
@@ -483,7 +471,7 @@ func (r results) restartRows() []row {
 			"× the steady window's requests per poll; the window itself made %.1f req/s, its largest second ×%.2f of that); "+
 			"bin / steady %.2f; %d seconds over 1.1 × steady",
 			binAll, at, r.restartMaxRateAll, steadyAll, float64(c.tasks)/iv.Seconds(), r.steady.requestsPerSecond(),
-			ratio(float64(maxBinAll(r.steadyBins)), r.steady.requestsPerSecond()), ratio(float64(binAll), steadyAll), over),
+			ratio(float64(maxBin(allVendors(r.steadyBins))), r.steady.requestsPerSecond()), ratio(float64(binAll), steadyAll), over),
 		Target:  fmt.Sprintf("every second ≤ 1.1 × steady = %.0f req/s", limitAll),
 		Verdict: verdict(over == 0, fmt.Sprintf("by %.0f req/s (×%.2f of steady)", float64(binAll)-limitAll, ratio(float64(binAll), steadyAll))),
 		Values: []value{val("largest 1-s bin", float64(binAll), "req/s"), val("largest sliding second", float64(r.restartMaxRateAll), "req/s"),

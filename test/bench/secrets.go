@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,32 +88,18 @@ func createUnrelatedSecrets(ctx context.Context, c client.Client, count, workers
 		return fmt.Errorf("creating namespace %s: %w", unrelatedNamespace, err)
 	}
 	data := bytes.Repeat([]byte{'h'}, unrelatedSecretBytes)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= count || ctx.Err() != nil {
-					return
-				}
-				secret := &corev1.Secret{
-					ObjectMeta: metav1.ObjectMeta{Namespace: unrelatedNamespace, Name: fmt.Sprintf("sh.helm.release.v1.app-%04d.v1", i),
-						Labels: map[string]string{"owner": "helm"}},
-					Type: "helm.sh/release.v1",
-					Data: map[string][]byte{"release": data},
-				}
-				if err := c.Create(ctx, secret); err != nil {
-					errs <- fmt.Errorf("creating unrelated Secret %d: %w", i, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return forEach(ctx, count, workers, func(ctx context.Context, i int) error {
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: unrelatedNamespace, Name: fmt.Sprintf("sh.helm.release.v1.app-%04d.v1", i),
+				Labels: map[string]string{"owner": "helm"}},
+			Type: "helm.sh/release.v1",
+			Data: map[string][]byte{"release": data},
+		}
+		if err := c.Create(ctx, secret); err != nil {
+			return fmt.Errorf("creating unrelated Secret %d: %w", i, err)
+		}
+		return nil
+	})
 }
 
 func kibToMiB(kib int64) float64  { return float64(kib) / 1024 }
