@@ -106,9 +106,11 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	if status.Phase.Finished() {
 		r.schedule.finish(req.NamespacedName, task.UID)
-		labels := labelsFor(backendKeyOf(task), r.connector.typeOf(ctx, backendKeyOf(task))) // failed by a deadline, not polled
+		var labels backendLabels
 		if polled != nil {
 			labels = polled.labels
+		} else { // failed by a deadline, not polled: the backend is read for its type only now
+			labels = labelsFor(backendKeyOf(task), r.connector.typeOf(ctx, backendKeyOf(task)))
 		}
 		recordFinished(labels, task, outcome.observation, r.clock.Now())
 		result, err := r.deleteAfterTTL(ctx, task, now)
