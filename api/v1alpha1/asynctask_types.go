@@ -38,23 +38,33 @@ type LocalObjectReference struct {
 	Name string `json:"name"`
 }
 
-// AsyncTaskSpec names a backend and the vendor's task ID.
+// AsyncTaskSpec names a backend and either the vendor's task ID of a job started elsewhere (taskID) or the job
+// the operator starts itself (submit).
+// +kubebuilder:validation:XValidation:rule="has(self.taskID) != has(self.submit)",message="exactly one of taskID and submit must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.taskID) == has(oldSelf.taskID)",message="taskID is immutable: it cannot be added or removed",fieldPath=".taskID"
+// +kubebuilder:validation:XValidation:rule="has(self.submit) == has(oldSelf.submit)",message="submit is immutable: it cannot be added or removed",fieldPath=".submit"
 type AsyncTaskSpec struct {
 	// BackendRef says which backend tracks this task. Immutable.
 	// +required
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="backendRef is immutable"
 	BackendRef BackendReference `json:"backendRef"`
 
-	// TaskID is the vendor's task, request or job ID. Immutable. It is sent as one escaped path segment; an ID
-	// a server may read as a dot segment (., .., %2E%2E, fullwidth dots, a/../b) fails the task (reason
-	// TaskFailed) before anything is sent.
-	// +required
+	// TaskID is the vendor's task, request or job ID of a job started elsewhere; exactly one of taskID and
+	// submit. Immutable. It is sent as one escaped path segment; an ID a server may read as a dot segment (.,
+	// .., %2E%2E, fullwidth dots, a/../b) fails the task (reason TaskFailed) before anything is sent.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^[^\x00-\x1F\x7F]+$`
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="taskID is immutable"
 	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="must not be . or .. (a task ID is sent as one path segment)"
-	TaskID string `json:"taskID"`
+	TaskID string `json:"taskID,omitempty"`
+
+	// Submit asks the operator to start the job itself, at most once, through one of the backend's
+	// spec.operations; exactly one of taskID and submit. Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="submit is immutable"
+	Submit *SubmitSpec `json:"submit,omitempty"`
 
 	// PollInterval is how often to poll while the task runs; the backend's by default.
 	// +optional
@@ -94,6 +104,95 @@ type AsyncTaskSpec struct {
 	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
+// SubmitSpec is the job an AsyncTask asks the operator to start: one of its backend's operations, with the
+// task's parameters and body.
+// +kubebuilder:validation:XValidation:rule="!(has(self.body) && has(self.bodyFrom))",message="body and bodyFrom are mutually exclusive",fieldPath=".bodyFrom"
+type SubmitSpec struct {
+	// Operation is the name of one of the backend's spec.operations.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Operation string `json:"operation"`
+
+	// Parameters fill the operation's path placeholders that the backend leaves unset. One the backend sets is
+	// never overridden: the task fails and nothing is sent.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 63 && size(self[k]) <= 1024)",message="parameter names are at most 63 and values at most 1024 characters"
+	Parameters map[string]string `json:"parameters,omitempty"`
+
+	// Body is a JSON object, task.body in the operation's body expression; at most 256 KiB once encoded (a
+	// larger one fails the task before anything is sent).
+	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:MaxProperties=1024
+	Body *JSON `json:"body,omitempty"`
+
+	// BodyFrom reads a larger body (at most 1 MiB) from a ConfigMap or Secret key in the task's namespace, once,
+	// when the attempt is made: JSON becomes an object, anything else a string. Not together with body.
+	// +optional
+	BodyFrom *BodySource `json:"bodyFrom,omitempty"`
+}
+
+// BodySource names the ConfigMap or Secret key that holds a submission's body: exactly one of the two.
+// +kubebuilder:validation:XValidation:rule="has(self.configMapKeyRef) != has(self.secretKeyRef)",message="exactly one of configMapKeyRef and secretKeyRef must be set"
+type BodySource struct {
+	// ConfigMapKeyRef names a key of a ConfigMap in the task's namespace.
+	// +optional
+	ConfigMapKeyRef *LocalKeyReference `json:"configMapKeyRef,omitempty"`
+
+	// SecretKeyRef names a key of a Secret in the task's namespace.
+	// +optional
+	SecretKeyRef *LocalKeyReference `json:"secretKeyRef,omitempty"`
+}
+
+// LocalKeyReference names one key of a ConfigMap or Secret in the task's namespace.
+type LocalKeyReference struct {
+	// Name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// Key in the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// SubmissionStatus records the start request of a task with spec.submit: which attempt was made, with which
+// key, and what the vendor answered. The same attempt is also recorded in the annotation
+// tasks.asynctask.dev/submit-attempt, so that either record alone stops a second send.
+type SubmissionStatus struct {
+	// Attempt is the number of the attempt: 1, then one more for each resubmit.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Attempt int32 `json:"attempt,omitempty"`
+
+	// IdempotencyKey is the key (on ZStack the job UUID) derived from the task's UID and the attempt.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+
+	// SentTime is when the attempt was recorded, just before its request was sent.
+	// +optional
+	SentTime *metav1.Time `json:"sentTime,omitempty"`
+
+	// AcceptedTime is when the vendor's acceptance (or a person's adoption) was recorded.
+	// +optional
+	AcceptedTime *metav1.Time `json:"acceptedTime,omitempty"`
+
+	// ResponseStatus is the HTTP status of the vendor's answer to the attempt, when there was one.
+	// +optional
+	ResponseStatus int32 `json:"responseStatus,omitempty"`
+}
+
 // TaskPhase is where a task is in its life.
 // +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
 type TaskPhase string
@@ -119,6 +218,27 @@ const (
 	ConditionStalled = "Stalled"
 	// ConditionFinished is True once the task succeeded or failed.
 	ConditionFinished = "Finished"
+	// ConditionSubmitted says whether the job of a task with spec.submit was started (tasks with spec.submit
+	// only).
+	ConditionSubmitted = "Submitted"
+)
+
+// Annotations of the submission protocol (docs/design.md, "Starting the job").
+const (
+	// AnnotationSubmitAttempt records an attempt before its request is sent: JSON {"attempt", "key", "time"}.
+	AnnotationSubmitAttempt = "tasks.asynctask.dev/submit-attempt"
+	// AnnotationTaskID records the vendor's task ID once the vendor accepted the job (or a person adopted it).
+	AnnotationTaskID = "tasks.asynctask.dev/task-id"
+	// AnnotationResolve is a person's answer to SubmitOutcomeUnknown: "adopt:<taskID>", "resubmit" or
+	// "abandon". The operator acts on it once and removes it.
+	AnnotationResolve = "tasks.asynctask.dev/resolve"
+)
+
+// Values of AnnotationResolve.
+const (
+	ResolveAdoptPrefix = "adopt:"
+	ResolveResubmit    = "resubmit"
+	ResolveAbandon     = "abandon"
 )
 
 // Condition reasons.
@@ -137,6 +257,27 @@ const (
 	// namespace. The task is never polled; it resumes when the selector or the namespace's labels change.
 	ReasonBackendNotAllowed = "BackendNotAllowed"
 
+	// Submitted reasons (tasks with spec.submit), also the Ready reason while the task is not tracked yet.
+
+	// ReasonQueued: the operation's maxRunning is reached; the task waits its turn in creation order.
+	ReasonQueued = "Queued"
+	// ReasonSubmitting: the start request is being sent (or resent with the same key).
+	ReasonSubmitting = "Submitting"
+	// ReasonAccepted: the vendor took the job; the task tracks it.
+	ReasonAccepted = "Accepted"
+	// ReasonAdopted: a person named the job (resolve annotation adopt:<taskID>); the task tracks it.
+	ReasonAdopted = "Adopted"
+	// ReasonSubmitRejected: the vendor refused the job with a 4xx answer. The task failed.
+	ReasonSubmitRejected = "SubmitRejected"
+	// ReasonSubmitOutcomeUnknown: the request may have reached the vendor and no answer says what it did, and
+	// repeating it is not safe. The task waits for a person (resolve annotation).
+	ReasonSubmitOutcomeUnknown = "SubmitOutcomeUnknown"
+	// ReasonSubmitAbandoned: a person gave up on the job (resolve annotation abandon). The task failed.
+	ReasonSubmitAbandoned = "SubmitAbandoned"
+	// ReasonOperationNotFound: the backend has no operation of that name; nothing is sent, and the task
+	// resumes when the backend gains it.
+	ReasonOperationNotFound = "OperationNotFound"
+
 	// Backend Ready reasons.
 	ReasonReady          = "Ready"
 	ReasonInvalidConfig  = "InvalidConfig"
@@ -149,6 +290,15 @@ type AsyncTaskStatus struct {
 	// Phase is Pending, Running, Succeeded or Failed.
 	// +optional
 	Phase TaskPhase `json:"phase,omitempty"`
+
+	// TaskID is the vendor's task ID: spec.taskID, or the ID the submission got (or a person adopted).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	TaskID string `json:"taskID,omitempty"`
+
+	// Submission records the start request of a task with spec.submit.
+	// +optional
+	Submission *SubmissionStatus `json:"submission,omitempty"`
 
 	// VendorStatus is the vendor's own status word, verbatim, at most 256 characters.
 	// +optional
@@ -220,7 +370,7 @@ type AsyncTaskStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=atask,categories=asynctask
 // +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.spec.backendRef.name`
-// +kubebuilder:printcolumn:name="Task ID",type=string,JSONPath=`.spec.taskID`
+// +kubebuilder:printcolumn:name="Task ID",type=string,JSONPath=`.status.taskID`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Progress",type=integer,JSONPath=`.status.progress`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

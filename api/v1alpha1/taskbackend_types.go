@@ -22,6 +22,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.trafficOps) || self.type == 'TrafficOps'",message="trafficOps is only allowed with type TrafficOps",fieldPath=".trafficOps"
 // +kubebuilder:validation:XValidation:rule="!has(self.apiGateway) || self.type == 'APIGateway'",message="apiGateway is only allowed with type APIGateway",fieldPath=".apiGateway"
 // +kubebuilder:validation:XValidation:rule="!has(self.http) || self.type == 'HTTP'",message="http is only allowed with type HTTP",fieldPath=".http"
+// +kubebuilder:validation:XValidation:rule="!has(self.operations) || !(self.type in ['HTTP', 'TrafficOps']) || self.operations.all(o, has(o.taskID) && o.taskID.size() > 0)",message="operations[].taskID is required for type HTTP and TrafficOps: a CEL expression that reads the job's ID from the answer",fieldPath=".operations"
+// +kubebuilder:validation:XValidation:rule="!has(self.operations) || self.type != 'ZStack' || self.operations.all(o, !has(o.idempotencyKeyHeader) || o.idempotencyKeyHeader == 'X-Job-UUID')",message="a ZStack operation always sends its job UUID in X-Job-UUID: idempotencyKeyHeader may only be X-Job-UUID",fieldPath=".operations"
 type TaskBackendSpec struct {
 	// Type is the vendor protocol.
 	// +required
@@ -92,6 +94,98 @@ type TaskBackendSpec struct {
 	// HTTP holds the settings of the generic HTTP backend.
 	// +optional
 	HTTP *HTTPSettings `json:"http,omitempty"`
+
+	// Operations are the jobs AsyncTasks may start through this backend (spec.submit.operation names one):
+	// what may be started is decided here, never by the task.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Operations []Operation `json:"operations,omitempty"`
+}
+
+// SubmitContentType is how an operation's body is encoded.
+// +kubebuilder:validation:Enum=application/json;application/x-www-form-urlencoded;multipart/form-data
+type SubmitContentType string
+
+// Content types of an operation's body.
+const (
+	ContentTypeJSON      SubmitContentType = "application/json"
+	ContentTypeForm      SubmitContentType = "application/x-www-form-urlencoded"
+	ContentTypeMultipart SubmitContentType = "multipart/form-data"
+)
+
+// Operation is a job that AsyncTasks may start through the backend: the start request, and how to read the
+// vendor's answer. Requests go through the backend's own authentication, session, TLS, rate limit and network
+// policy.
+type Operation struct {
+	// Name is what a task names in spec.submit.operation.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// Method is POST or PUT.
+	// +optional
+	// +kubebuilder:default=POST
+	// +kubebuilder:validation:Enum=POST;PUT
+	Method HTTPMethod `json:"method,omitempty"`
+
+	// Path is appended to spec.url. Its {name} placeholders take the backend's own values (API Gateway
+	// {projectID} and {instanceID}; HTTP spec.http.parameters), then the task's spec.submit.parameters for the
+	// ones the backend leaves unset; each value is one escaped path segment, under the rules of taskID.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="must start with /"
+	Path string `json:"path"`
+
+	// ContentType is how the body is encoded: application/json (default), application/x-www-form-urlencoded,
+	// or multipart/form-data, where a field whose value is {filename, content} is a file part.
+	// +optional
+	// +kubebuilder:default="application/json"
+	ContentType SubmitContentType `json:"contentType,omitempty"`
+
+	// Body is a CEL expression over task (body, parameters, namespace, name, uid) and parameters (the
+	// backend's) that yields the request body: a map or list is encoded per contentType, a string is sent as it
+	// is. Default task.body. It never sees credentials.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Body string `json:"body,omitempty"`
+
+	// Headers are static headers sent with the start request.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 256 && size(self[k]) <= 4096)",message="header names are at most 256 and values at most 4096 characters"
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// Accepted is a CEL condition over response (status, headers, body, cookies) that is true when the vendor
+	// took the job. Default response.status >= 200 && response.status < 300.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Accepted string `json:"accepted,omitempty"`
+
+	// TaskID is a CEL expression over response yielding the vendor's ID of the started job (a string).
+	// Default: APIGateway response.body.task_id, NetworkInsight response.body.request_id, ZStack the job UUID
+	// the operator sent; required for HTTP and TrafficOps.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	TaskID string `json:"taskID,omitempty"`
+
+	// IdempotencyKeyHeader names the header that carries a key derived from the task's UID and the attempt.
+	// Only a vendor that treats a repeated key as the same request may have one: then a send whose outcome is
+	// unknown is repeated automatically with the same key. ZStack always sends X-Job-UUID.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	IdempotencyKeyHeader string `json:"idempotencyKeyHeader,omitempty"`
+
+	// MaxRunning is the most tasks of this operation on this backend started and not finished at once; the
+	// rest wait in creation order (Submitted=Unknown, reason Queued). No limit when absent.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxRunning *int32 `json:"maxRunning,omitempty"`
 }
 
 // SecretReference names a Secret.
@@ -240,7 +334,7 @@ type APIGatewaySettings struct {
 	AuthMethod APIGatewayAuthMethod `json:"authMethod,omitempty"`
 }
 
-// HTTPMethod is the method of a request the generic HTTP backend sends.
+// HTTPMethod is the method of a request the operator sends.
 type HTTPMethod string
 
 // Methods of the generic HTTP backend's requests.
