@@ -132,7 +132,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.http.Do(req.WithContext(ctx))
+	resp, err := c.http.Do(traced(req.WithContext(ctx)))
 	if err != nil {
 		return nil, requestError(req, err)
 	}
