@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync/atomic"
 )
 
@@ -33,6 +34,7 @@ type Sender interface {
 // know whether a failed send may have reached the vendor (its outcome is then unknown) or certainly did not
 // (it is retried, and is not an attempt).
 type WriteTrace struct {
+	path    string
 	written atomic.Bool
 }
 
@@ -41,18 +43,21 @@ func (w *WriteTrace) Written() bool { return w.written.Load() }
 
 type writeTraceKey struct{}
 
-// WithWriteTrace returns a context under which Client.Do records in the returned WriteTrace every request
-// that it starts writing to a connection.
-func WithWriteTrace(ctx context.Context) (context.Context, *WriteTrace) {
-	trace := &WriteTrace{}
+// WithWriteTrace returns a context under which Client.Do records in the returned WriteTrace every request to
+// startPath (a StartRequest's Path: the request URI ends with it) that it starts writing to a connection.
+// Other requests sent under the context, such as a login before the start request, are not recorded: their
+// failure says nothing about the job.
+func WithWriteTrace(ctx context.Context, startPath string) (context.Context, *WriteTrace) {
+	trace := &WriteTrace{path: startPath}
 	return context.WithValue(ctx, writeTraceKey{}, trace), trace
 }
 
-// traced adds the hooks of the context's WriteTrace, if any, to req. A request counts as written from the
-// first header byte on (WroteHeaderField): a server may act on a request whose body it never fully read.
+// traced adds the hooks of the context's WriteTrace, if any, to a request to its path. A request counts as
+// written from the first header byte on (WroteHeaderField): a server may act on a request whose body it never
+// fully read.
 func traced(req *http.Request) *http.Request {
 	trace, ok := req.Context().Value(writeTraceKey{}).(*WriteTrace)
-	if !ok {
+	if !ok || !strings.HasSuffix(req.URL.RequestURI(), trace.path) {
 		return req
 	}
 	hooks := &httptrace.ClientTrace{
