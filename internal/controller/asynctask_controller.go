@@ -25,6 +25,7 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/submit"
 )
 
 // AsyncTaskReconciler polls each unfinished AsyncTask's vendor on its schedule and writes what it saw.
@@ -41,8 +42,11 @@ type AsyncTaskReconciler struct {
 	connector *connector
 	schedule  *scheduler
 	tasksOf   *taskMapper
-	// wake queues tasks woken by their backend's recovery.
+	// wake queues tasks woken by their backend's recovery, or by a free place in their operation's queue.
 	wake chan event.GenericEvent
+	// submitter runs the submission protocol of tasks with spec.submit; queue holds their operations' places.
+	submitter *submit.Submitter
+	queue     *submit.Queue
 }
 
 // +kubebuilder:rbac:groups=tasks.asynctask.dev,resources=asynctasks,verbs=get;list;watch;update;patch;delete
@@ -59,6 +63,7 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.Get(ctx, req.NamespacedName, task); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.schedule.forget(req.NamespacedName, "")
+			r.forgetDeleted(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -66,11 +71,21 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if !task.DeletionTimestamp.IsZero() || task.Status.Phase.Finished() {
 		// A finished task is never polled again; it may only be due for deletion.
 		r.schedule.forget(req.NamespacedName, task.UID)
+		if task.Spec.Submit != nil || !task.DeletionTimestamp.IsZero() {
+			r.forgetSubmission(ctx, task)
+		}
 		return r.deleteAfterTTL(ctx, task, now)
 	}
 	if r.schedule.isFinished(req.NamespacedName, task.UID) {
 		// Finished here, but the cache has not seen that status yet: look again soon, for its TTL.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	if task.Spec.Submit != nil && !tracking(task) {
+		started, result, done, err := r.submitStep(ctx, task)
+		if !done {
+			return result, err
+		}
+		task = started
 	}
 
 	r.schedule.place(task, func() time.Duration { return r.pollIntervalOf(ctx, task) }, now)
@@ -106,6 +121,9 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	if status.Phase.Finished() {
 		r.schedule.finish(req.NamespacedName, task.UID)
+		if task.Spec.Submit != nil {
+			r.forgetSubmission(ctx, task)
+		}
 		var labels backendLabels
 		if polled != nil {
 			labels = polled.labels
@@ -169,7 +187,7 @@ func (r *AsyncTaskReconciler) poll(ctx context.Context, task *v1alpha1.AsyncTask
 	// Bound the whole poll, a login included, so a stuck vendor never holds a worker for long.
 	pollCtx, cancel := context.WithTimeout(conn.withLoginMetrics(ctx), 3*durationOr(conn.spec.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
-	obs, err := backend.PollTask(pollCtx, conn.backend, task.Spec.TaskID, task.Spec.Parameters)
+	obs, err := backend.PollTask(pollCtx, conn.backend, task.EffectiveTaskID(), task.Spec.Parameters)
 	if wait, deferred := backend.DeferredFor(err); deferred {
 		recordDeferred(conn.labels, deferredRateLimit)
 		result.deferredFor = wait
@@ -290,6 +308,13 @@ var unlessFinishedForGood = predicate.Funcs{CreateFunc: func(e event.CreateEvent
 	return !ok || !task.Status.Phase.Finished() || task.Spec.TTLSecondsAfterFinished != nil || !task.DeletionTimestamp.IsZero()
 }}
 
+// resolveAnnotationSet passes the update that sets or changes a person's resolution of a submission
+// (tasks.asynctask.dev/resolve): annotations change no generation.
+var resolveAnnotationSet = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	v := e.ObjectNew.GetAnnotations()[v1alpha1.AnnotationResolve]
+	return v != "" && v != e.ObjectOld.GetAnnotations()[v1alpha1.AnnotationResolve]
+}}
+
 // setupWithManager registers the reconciler. Tasks are reconciled when created or their spec changes (their
 // own status writes do not trigger a poll), and when a backend or Secret they depend on changes.
 func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *connector, workers int) error {
@@ -298,12 +323,15 @@ func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *conn
 		r.clock = clock.RealClock{}
 	}
 	r.schedule = newScheduler()
+	r.queue = submit.NewQueue()
+	r.submitter = &submit.Submitter{Store: &taskStore{client: mgr.GetClient(), reader: mgr.GetAPIReader(), fieldOwner: r.FieldOwner},
+		Clock: r.clock, SendTimeout: 3 * defaultRequestTimeout}
 	r.tasksOf = &taskMapper{client: mgr.GetClient(), schedule: r.schedule, changed: connector.changed}
 	tasksOf := r.tasksOf
 	r.wake = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
-		For(&v1alpha1.AsyncTask{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, unlessFinishedForGood)).
+		For(&v1alpha1.AsyncTask{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, resolveAnnotationSet), unlessFinishedForGood)).
 		Watches(&v1alpha1.TaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ClusterTaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),

@@ -61,7 +61,8 @@ func shardSelector(shard string) (labels.Selector, error) {
 // trimTask is the cache transform of AsyncTasks. It keeps only what the operator reads, since a cluster may
 // hold many tasks, most of them finished (docs/performance.md):
 //   - no managed fields, labels, annotations or owner references (the shard label is selected by the API
-//     server; kubectl's last-applied annotation alone holds a copy of the spec);
+//     server; kubectl's last-applied annotation alone holds a copy of the spec), but the operator's own
+//     annotations of an unfinished task with spec.submit, which the submission protocol and its queue read;
 //   - of a finished task, only what decides its deletion (ttlSecondsAfterFinished, completionTime) and what
 //     the metrics count (backendRef, phase): it is never polled, and its status never written, again;
 //   - the short strings that repeat across tasks (namespace, backend, phase, condition types, statuses and
@@ -75,7 +76,8 @@ func trimTask(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	task.ManagedFields, task.Labels, task.Annotations, task.OwnerReferences = nil, nil, nil, nil
+	task.ManagedFields, task.Labels, task.OwnerReferences = nil, nil, nil
+	task.Annotations = operatorAnnotations(task)
 	task.APIVersion, task.Kind = sharedString(task.APIVersion), sharedString(task.Kind)
 	task.Namespace = sharedString(task.Namespace)
 	task.Spec.BackendRef.Name = sharedString(task.Spec.BackendRef.Name)
@@ -97,6 +99,24 @@ func trimTask(obj any) (any, error) {
 		}
 	}
 	return task, nil
+}
+
+// operatorAnnotations keeps the tasks.asynctask.dev/ annotations of an unfinished task with spec.submit (the
+// submission's records and a person's resolution), and nothing else.
+func operatorAnnotations(task *v1alpha1.AsyncTask) map[string]string {
+	if task.Spec.Submit == nil || task.Status.Phase.Finished() {
+		return nil
+	}
+	var kept map[string]string
+	for _, k := range []string{v1alpha1.AnnotationSubmitAttempt, v1alpha1.AnnotationTaskID, v1alpha1.AnnotationResolve} {
+		if v, ok := task.Annotations[k]; ok {
+			if kept == nil {
+				kept = make(map[string]string, 3)
+			}
+			kept[k] = v
+		}
+	}
+	return kept
 }
 
 // Bounds of the strings sharedString shares: short ones, and only so many, so that tenants who write many

@@ -17,6 +17,7 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/backend/operation"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/registry"
 )
 
@@ -67,6 +68,8 @@ type connection struct {
 	labels backendLabels
 	// workers holds a token per poll in flight, so one backend cannot hold every worker of the operator.
 	workers chan struct{}
+	// operations are the backend's spec.operations, compiled: the jobs its tasks may start.
+	operations map[string]*operation.Operation
 }
 
 // tryAcquireWorker takes one of the backend's worker slots, or reports that all are in use.
@@ -269,6 +272,12 @@ func (c *connector) buildConnection(labels backendLabels, spec v1alpha1.TaskBack
 		opts.ServerName = spec.TLS.ServerName
 		opts.InsecureSkipVerify = spec.TLS.InsecureSkipVerify
 	}
+	// Compiled before anything is built: a backend whose operations are not valid is InvalidConfig, as one whose
+	// http.expressions are not.
+	operations, err := operation.Compile(spec)
+	if err != nil {
+		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: upperFirst(err.Error())}
+	}
 	httpClient := backend.NewClient(opts)
 	b, err := factory(backend.Config{Spec: spec, Credentials: creds, Client: httpClient, OnLogin: vendorLogins.WithLabelValues(labels[:]...).Inc,
 		PollInterval: durationOr(spec.PollInterval, defaultPollInterval)})
@@ -276,7 +285,7 @@ func (c *connector) buildConnection(labels backendLabels, spec v1alpha1.TaskBack
 		httpClient.Close()
 		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: upperFirst(err.Error())}
 	}
-	return &connection{spec: spec, backend: b, client: httpClient, labels: labels}, nil
+	return &connection{spec: spec, backend: b, client: httpClient, labels: labels, operations: operations}, nil
 }
 
 // checkAllowed refuses a task namespace that a ClusterTaskBackend's allowedNamespaces does not select. The

@@ -97,8 +97,14 @@ func (s *scheduler) place(task *v1alpha1.AsyncTask, interval func() time.Duratio
 // status (status is written only on change), so it is placed within one interval at a moment fixed by its UID
 // (phaseOffset). A restart then asks the vendor what a steady interval asks, instead of every task at once,
 // and two processes place a task at the same moment of the interval.
+// A task whose job the operator started has a status before its first poll: it counts as polled once a
+// poll's observation or error is in it.
 func polledBefore(task *v1alpha1.AsyncTask) bool {
-	return task.Status.Phase != "" && task.Status.ObservedGeneration == task.Generation
+	st := &task.Status
+	if task.Spec.Submit != nil && st.LastProgressTime == nil && st.ConsecutiveErrors == 0 {
+		return false
+	}
+	return st.Phase != "" && st.ObservedGeneration == task.Generation
 }
 
 // phaseOffset is the wait from now until the next moment whose offset within interval (counted from the Unix

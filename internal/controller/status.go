@@ -44,6 +44,9 @@ func statusFromOutcome(task *v1alpha1.AsyncTask, outcome pollOutcome, resultNote
 	if st.Phase.Finished() {
 		return st
 	}
+	if st.TaskID == "" {
+		st.TaskID = task.Spec.TaskID
+	}
 	nowTime := metav1.NewTime(now.Truncate(time.Second))
 	failureReason := ""
 	waitingReason := ""
@@ -197,6 +200,7 @@ func progressDeadlineExceeded(task *v1alpha1.AsyncTask, st *v1alpha1.AsyncTaskSt
 // and a running task past its progress deadline has both, which must read as stalled.
 var conditionOrder = map[string]int{
 	v1alpha1.ConditionReady: 0, v1alpha1.ConditionStalled: 1, v1alpha1.ConditionReconciling: 2, v1alpha1.ConditionFinished: 3,
+	v1alpha1.ConditionSubmitted: 4,
 }
 
 // setConditions writes the kstatus conditions of the contract's table, in conditionOrder.

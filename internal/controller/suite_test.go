@@ -49,6 +49,9 @@ func withTestNetwork(opts Options) Options {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(managerProcessEnv) != "" {
+		os.Exit(runManagerProcess()) // a child of startManagerProcess: an operator to kill
+	}
 	os.Exit(runSuite(m))
 }
 

@@ -153,7 +153,9 @@ func (m *taskMapper) tasksOf(ctx context.Context, key backendKey, reschedule fun
 	}
 	requests := make([]reconcile.Request, 0, len(tasks.Items))
 	for _, t := range tasks.Items { // unfinished ones only: the index leaves finished tasks out
-		if reschedule(taskKey(&t), t.UID) {
+		// A task whose job is not started yet is not on the schedule: it waits for its backend (an operation
+		// it names, a Secret) and looks again at once.
+		if reschedule(taskKey(&t), t.UID) || t.Spec.Submit != nil && t.Status.TaskID == "" {
 			requests = append(requests, reconcile.Request{NamespacedName: taskKey(&t)})
 		}
 	}

@@ -1,6 +1,7 @@
 package submit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,8 @@ type Pass struct {
 	QueuedMessage string
 	// Interval is the first wait before a send that failed is tried again; it doubles up to maxRetryWait.
 	Interval time.Duration
+	// SendTimeout bounds one send, a login included; the Submitter's when 0.
+	SendTimeout time.Duration
 }
 
 // Result is what a pass did.
@@ -213,7 +216,7 @@ func (s *Submitter) send(ctx context.Context, p Pass, a Attempt, resend bool) (R
 	}
 	// Detached from the reconcile's cancellation: a shutdown must not turn a send into an unknown outcome,
 	// and the answer must be recorded. Bounded by its own timeouts.
-	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.SendTimeout)
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(p.SendTimeout, s.SendTimeout))
 	traceCtx, trace := backend.WithWriteTrace(sendCtx, req.Path)
 	resp, sendErr := p.Vendor.Send(traceCtx, req)
 	sent := Sent{Response: resp, Err: sendErr, Written: trace.Written(), Keyed: p.Keyed, Key: a.Key, Recovery: p.Recovery}
@@ -227,10 +230,20 @@ func (s *Submitter) send(ctx context.Context, p Pass, a Attempt, resend bool) (R
 	}
 	recordCtx, cancelRecord := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancelRecord()
+	res, err = s.recordOutcome(recordCtx, p, a, resend, sent, outcome, taskID, res)
+	if apierrors.IsNotFound(err) {
+		err = fmt.Errorf("the task was deleted while its start request was in flight (outcome %s, job ID %q): %w", outcome, taskID, err)
+	}
+	return res, err
+}
+
+// recordOutcome records what a send's outcome says on the task.
+func (s *Submitter) recordOutcome(ctx context.Context, p Pass, a Attempt, resend bool, sent Sent, outcome Outcome, taskID string, res Result) (Result, error) {
+	task, resp, sendErr := p.Task, sent.Response, sent.Err
 	switch outcome {
 	case Accepted:
 		res.Submissions = append(res.Submissions, "accepted")
-		return s.accepted(recordCtx, task, taskID, responseStatus(resp), v1alpha1.ReasonAccepted, res)
+		return s.accepted(ctx, task, taskID, responseStatus(resp), v1alpha1.ReasonAccepted, res)
 	case Rejected:
 		res.Submissions = append(res.Submissions, "rejected")
 		msg := fmt.Sprintf("The vendor refused the job: HTTP %d", resp.StatusCode)
@@ -238,24 +251,24 @@ func (s *Submitter) send(ctx context.Context, p Pass, a Attempt, resend bool) (R
 			msg += ": " + snippet
 		}
 		res.Events = append(res.Events, Event{Warning: true, Reason: v1alpha1.ReasonSubmitRejected, Message: msg})
-		return s.answered(recordCtx, task, v1alpha1.ReasonSubmitRejected, msg, responseStatus(resp), 0, res)
+		return s.answered(ctx, task, v1alpha1.ReasonSubmitRejected, msg, responseStatus(resp), 0, res)
 	case InProgress:
-		return s.answered(recordCtx, task, v1alpha1.ReasonSubmitting,
+		return s.answered(ctx, task, v1alpha1.ReasonSubmitting,
 			fmt.Sprintf("The vendor is still working on attempt %d (HTTP 409 to its idempotency key); asking again later with the same key", a.Number),
 			responseStatus(resp), s.retryWait(task, p.Interval), res)
 	case NotSent:
-		return s.notSent(recordCtx, p, a, resend, sendErr, resp, res)
+		return s.notSent(ctx, p, a, resend, sendErr, resp, res)
 	}
 	res.Submissions = append(res.Submissions, "unknown")
 	why := unknownWhy(sent)
 	if p.Recovery == RecoverByPerson {
-		return s.unknown(recordCtx, task, a, why, responseStatus(resp), res)
+		return s.unknown(ctx, task, a, why, responseStatus(resp), res)
 	}
 	how := "resending it with the same idempotency key later"
 	if p.Recovery == RecoverByProbe {
 		how = "asking the vendor for the job UUID " + a.Key + " later"
 	}
-	return s.answered(recordCtx, task, v1alpha1.ReasonSubmitting,
+	return s.answered(ctx, task, v1alpha1.ReasonSubmitting,
 		fmt.Sprintf("The outcome of attempt %d is unknown (%s); %s", a.Number, why, how), responseStatus(resp), s.retryWait(task, p.Interval), res)
 }
 
@@ -361,6 +374,7 @@ func (s *Submitter) accepted(ctx context.Context, task *v1alpha1.AsyncTask, task
 		}
 		st := t.Status.DeepCopy()
 		st.TaskID = taskID
+		st.ConsecutiveErrors = 0 // the sends' errors; polls count their own
 		sub := submissionOf(st)
 		sub.AcceptedTime = &metav1.Time{Time: s.Clock.Now().Truncate(time.Second)}
 		if code != 0 {
@@ -636,4 +650,14 @@ func staleOr(err error) error {
 		return fmt.Errorf("%w: %v", errStale, err)
 	}
 	return err
+}
+
+// Waits shows a task whose request cannot be sent yet: its backend cannot be used, or has no such operation.
+// A task with an attempt on record keeps its status: its records, not this pass, say what it waits for.
+func (s *Submitter) Waits(ctx context.Context, task *v1alpha1.AsyncTask, reason, msg string) (*v1alpha1.AsyncTask, error) {
+	if r := ReadRecords(task); r.Attempt.Number > 0 || r.TaskID != "" {
+		return task, nil
+	}
+	res, err := s.setStatus(ctx, task, reason, msg, task.Status.Submission, 0)
+	return res.Task, err
 }

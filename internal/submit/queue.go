@@ -30,8 +30,8 @@ type Queue struct {
 
 type queueState struct {
 	mu sync.Mutex
-	// started holds the tasks this process started that have not finished or gone.
-	started map[types.UID]struct{}
+	// started holds the tasks this process started that have not finished or gone, with their names.
+	started map[types.UID]types.NamespacedName
 }
 
 // NewQueue returns an empty Queue.
@@ -42,7 +42,7 @@ func (q *Queue) state(key QueueKey) *queueState {
 	defer q.mu.Unlock()
 	s, ok := q.queues[key]
 	if !ok {
-		s = &queueState{started: map[types.UID]struct{}{}}
+		s = &queueState{started: map[types.UID]types.NamespacedName{}}
 		q.queues[key] = s
 	}
 	return s
@@ -86,7 +86,7 @@ func (q *Queue) Admit(key QueueKey, task *v1alpha1.AsyncTask, limit int32, tasks
 	if err := record(); err != nil {
 		return false, err
 	}
-	s.started[task.UID] = struct{}{}
+	s.started[task.UID] = types.NamespacedName{Namespace: task.Namespace, Name: task.Name}
 	return true, nil
 }
 
@@ -96,16 +96,18 @@ func before(a, b *v1alpha1.AsyncTask) bool {
 }
 
 // Forget drops a task that finished or was deleted from every queue, freeing its place, and returns the
-// queues it was in (their waiting tasks may start now).
-func (q *Queue) Forget(uid types.UID) []QueueKey {
+// queues it was in (their waiting tasks may start now). A deleted task is named by its name alone (uid "").
+func (q *Queue) Forget(uid types.UID, name types.NamespacedName) []QueueKey {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var freed []QueueKey
 	for key, s := range q.queues {
 		s.mu.Lock()
-		if _, ok := s.started[uid]; ok {
-			delete(s.started, uid)
-			freed = append(freed, key)
+		for started, startedName := range s.started {
+			if started == uid || uid == "" && startedName == name {
+				delete(s.started, started)
+				freed = append(freed, key)
+			}
 		}
 		s.mu.Unlock()
 	}

@@ -79,7 +79,7 @@ func TestQueueNeverAdmitsOneTooMany(t *testing.T) {
 				}
 			}
 			mu.Unlock()
-			q.Forget(uid)
+			q.Forget(uid, types.NamespacedName{})
 			mu.Lock()
 		}
 		mu.Unlock()
