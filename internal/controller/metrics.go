@@ -105,6 +105,7 @@ func registerMetrics(cache cache.Cache) {
 			}
 		}
 	}
+	registerSubmitMetrics(cache)
 }
 
 // backendLabels are the label values naming one backend. A backend that could not be read (gone, or never
