@@ -38,14 +38,17 @@ var apigErrors = map[int][2]string{
 func (s *Simulator) registerAPIGateway(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v2/{project}/apigw/instances/{instance}/async-tasks/{task}", s.apigTask)
 	mux.HandleFunc("POST /v3/auth/tokens", s.iamLogin)
+	mux.HandleFunc("POST /v2/{project}/apigw/instances/{instance}/openapi/async-import", s.apigImport)
+	mux.HandleFunc("POST /v2/{project}/apigw/instances/{instance}/openapi/async-export", s.apigExport)
 }
 
-// apigAuthorized accepts a live IAM token or the fixed token in X-Auth-Token, or a valid AK/SK signature.
-func (s *Simulator) apigAuthorized(r *http.Request) bool {
+// apigAuthorized accepts a live IAM token or the fixed token in X-Auth-Token, or a valid AK/SK signature over
+// the request and its body.
+func (s *Simulator) apigAuthorized(r *http.Request, body []byte) bool {
 	if strings.HasPrefix(r.Header.Get("Authorization"), aksk.Algorithm+" ") {
 		return s.creds.AccessKey != "" && strings.Contains(r.Header.Get("Authorization"), "Access="+s.creds.AccessKey+",") &&
 			r.Header.Get("X-Project-Id") == r.PathValue("project") &&
-			aksk.Verify(r, nil, s.creds.AccessKey, s.creds.SecretKey)
+			aksk.Verify(r, body, s.creds.AccessKey, s.creds.SecretKey)
 	}
 	return s.validSession(apigVendor, r.Header.Get("X-Auth-Token"))
 }
@@ -85,7 +88,7 @@ func (s *Simulator) iamLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Simulator) apigTask(w http.ResponseWriter, r *http.Request) {
-	if !s.apigAuthorized(r) {
+	if !s.apigAuthorized(r, nil) {
 		apigError(w, http.StatusUnauthorized, "")
 		return
 	}
@@ -112,7 +115,7 @@ func (s *Simulator) apigTask(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{
 		"task_id":     id,
 		"task_status": apigStatusWords[step.Phase],
-		"task_type":   "import_api",
+		"task_type":   s.jobTaskType(id, "import_api"),
 		"task_result": result,
 	})
 }

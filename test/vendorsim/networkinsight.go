@@ -62,6 +62,7 @@ func (s *Simulator) registerNetworkInsight(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/ni/auth/token", s.niLogin)
 	mux.HandleFunc("GET /api/ni/groups/task/progress/{requestId}", s.niProgress)
 	mux.HandleFunc("GET /api/ni/groups/task/progress/{requestId}/{$}", s.niProgress)
+	mux.HandleFunc("POST /api/ni/groups/discovered-applications/save", s.niSave)
 }
 
 func (s *Simulator) niLogin(w http.ResponseWriter, r *http.Request) {

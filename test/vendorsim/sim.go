@@ -1,7 +1,9 @@
-// Package vendorsim simulates the task-status APIs of the seed vendors (API Gateway first; the others join it),
-// for tests, the demo and benchmarks. Tasks are scripted in vendor-neutral Steps that each vendor's handler
-// turns into that vendor's documented wire format, and the simulator counts polls per task and logins per
-// vendor, so tests can assert "no poll after finish" and "one login per backend".
+// Package vendorsim simulates the task-status APIs of the seed vendors (API Gateway, Network Insight, Traffic
+// Ops, ZStack) and a generic JSON job API, for tests, the demo and benchmarks. Tasks are scripted in
+// vendor-neutral Steps that each vendor's handler turns into that vendor's documented wire format, and the
+// simulator counts polls per task and logins per vendor, so tests can assert "no poll after finish" and "one
+// login per backend". Each vendor's documented start endpoint creates jobs that its status endpoint then
+// answers; start.go has the controls that count start requests and break them.
 //
 // One Simulator serves every vendor on one port: their paths do not overlap.
 package vendorsim
@@ -75,6 +77,8 @@ type Simulator struct {
 	outage int
 	// requestLog records each request's arrival and path, for rate assertions.
 	requestLog []loggedRequest
+	// starts holds the start requests received and the jobs they created (start.go).
+	starts startState
 }
 
 type task struct {
@@ -87,7 +91,8 @@ type task struct {
 
 // New returns a Simulator that accepts creds.
 func New(creds Credentials) *Simulator {
-	return &Simulator{creds: creds, tasks: map[string]*task{}, logins: map[string]int{}, sessions: map[string]string{}}
+	return &Simulator{creds: creds, tasks: map[string]*task{}, logins: map[string]int{}, sessions: map[string]string{},
+		starts: newStartState()}
 }
 
 // AddTask scripts a task; polls of it answer steps in order. Adding an existing ID replaces its script and
@@ -151,7 +156,11 @@ func (s *Simulator) step(id string, next bool) (Step, bool) {
 	if t.every > 0 {
 		i = int(time.Since(t.created) / t.every)
 	}
-	return t.steps[min(i, len(t.steps)-1)], true
+	step := t.steps[min(i, len(t.steps)-1)]
+	if next {
+		s.finishPolled(id, step)
+	}
+	return step, true
 }
 
 // issueSession records a login to vendor and returns a new session token.
@@ -185,6 +194,7 @@ func (s *Simulator) Handler() http.Handler {
 	s.registerNetworkInsight(mux)
 	s.registerTrafficOps(mux)
 	s.registerZStack(mux)
+	s.registerHTTPJobs(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		i := len(s.requestLog)
@@ -309,6 +319,7 @@ func Serve(t testing.TB, creds Credentials) (*Simulator, string) {
 	sim := New(creds)
 	server := httptest.NewServer(sim.Handler())
 	t.Cleanup(server.Close)
+	t.Cleanup(sim.ReleaseHung) // cleanups run last first: held start requests end before Close waits for them
 	return sim, server.URL
 }
 

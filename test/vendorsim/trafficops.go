@@ -70,6 +70,7 @@ func (s *Simulator) registerTrafficOps(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/{version}/user/login", s.toLogin)
 	mux.HandleFunc("POST /api/{version}/user/login/token", s.toTokenLogin)
 	mux.HandleFunc("GET /api/{version}/async_status/{id}", s.toAsyncStatus)
+	mux.HandleFunc("POST /api/{version}/deliveryservices/sslkeys/generate/acme", s.toACME)
 }
 
 func (s *Simulator) toLogin(w http.ResponseWriter, r *http.Request) {

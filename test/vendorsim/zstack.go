@@ -41,6 +41,9 @@ func (s *Simulator) registerZStack(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /zstack/v1/accounts/login", s.zstackLogin)
 	mux.HandleFunc("GET /zstack/v1/api-jobs/{apiId}", s.zstackAPIJob)
 	mux.HandleFunc("GET /zstack/v1/task-progresses/{apiId}", s.zstackTaskProgress)
+	// Every API but the login and GET queries is asynchronous (PUT /zstack/v1/accounts/login is more specific).
+	mux.HandleFunc("POST /zstack/v1/{resource...}", s.zstackStart)
+	mux.HandleFunc("PUT /zstack/v1/{resource...}", s.zstackStart)
 }
 
 func (s *Simulator) zstackLogin(w http.ResponseWriter, r *http.Request) {
@@ -175,4 +178,72 @@ func zstackPlain(w http.ResponseWriter, status int, text string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(text))
+}
+
+// ZStack starts: any asynchronous API call (POST or PUT /zstack/v1/{resource...}, e.g. POST
+// /zstack/v1/vm-instances, CreateVmInstance) creates an API job, as "RESTful API: asynchronous API"
+// (zstack rest/src/main/resources/doc/RestIntroduction_zh_cn.md) and RestServer.java describe it:
+//   - the call answers 202 {"location": "<base>/zstack/v1/api-jobs/<uuid>", "apiTimeout": <ms>}; the job is
+//     then polled at that location (zstackAPIJob) and its progress at task-progresses/<uuid>;
+//   - the caller may choose the job's UUID with the header X-Job-UUID, which must be a UUID with its '-'
+//     stripped (32 characters; RestServer checks the length only): otherwise 400, plain text "Invalid
+//     header[X-Job-UUID], it must be a UUID with '-' stripped";
+//   - a POST, PUT or DELETE whose X-Job-UUID names a job ZStack still holds is refused with 400 and the plain
+//     text "Duplicate job uuid[<uuid>]" (RestServer.handleApi; not in the API documentation, which names
+//     only the 400 for a malformed UUID; the SDK's test DuplicateJobUuidCase expects the text). ZStack
+//     deletes finished jobs after completedApi.expiredPeriod (3 hours by default): ExpireJob does it at once,
+//     after which the UUID is taken again;
+//   - the session is checked before the UUID (401/503 ID.1001 as for every request).
+//
+// Assumed where the documentation is silent: a body that is not a JSON object answers 400 plain text (ZStack
+// does not document it); apiTimeout is 1,800,000 ms (ZStack's default API timeout; the real value depends on
+// the API); the API's own parameters are not checked (a real CreateVmInstance fails the job, 503 on the
+// job's poll, when they are wrong: script that with SetJobScript). A Fault's Status answers as a Step's
+// HTTPStatus does (zstackStepError); NoID answers 202 {}.
+
+// zstackAPITimeoutMillis is the apiTimeout of the simulated 202 answers.
+const zstackAPITimeoutMillis = 1800000
+
+func (s *Simulator) zstackStart(w http.ResponseWriter, r *http.Request) {
+	call, ok := s.beginStart(w, r, ZStackAsyncAPI)
+	if !ok {
+		return
+	}
+	w = call.w
+	if !s.zstackAuthorized(w, r) {
+		return
+	}
+	if r.PathValue("resource") == "" {
+		zstackPlain(w, http.StatusNotFound, "no api mapping to "+r.URL.Path)
+		return
+	}
+	if body := strings.TrimSpace(string(call.rec.Body)); body != "" && !isJSONObject(body) {
+		zstackPlain(w, http.StatusBadRequest, "the body is not a JSON object")
+		return
+	}
+	jobUUID := r.Header.Get("X-Job-UUID")
+	if jobUUID != "" {
+		call.setKey(jobUUID)
+		if len(jobUUID) != 32 {
+			zstackPlain(w, http.StatusBadRequest, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped")
+			return
+		}
+	}
+	call.serve(func() startAnswer {
+		id := jobUUID
+		if id == "" {
+			id = randomHex(16)
+		}
+		if !s.createJob(call.rec, id, "") {
+			return startAnswer{status: http.StatusBadRequest, header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}},
+				body: []byte("Duplicate job uuid[" + id + "]")}
+		}
+		body, _ := json.Marshal(map[string]any{"location": baseURL(r) + "/zstack/v1/api-jobs/" + id, "apiTimeout": zstackAPITimeoutMillis})
+		return jsonAnswer(http.StatusAccepted, body)
+	}, zstackStepError, func(startAnswer) startAnswer { return jsonAnswer(http.StatusAccepted, []byte("{}")) })
+}
+
+func isJSONObject(text string) bool {
+	var v map[string]any
+	return json.Unmarshal([]byte(text), &v) == nil && v != nil
 }
