@@ -170,7 +170,7 @@ func TestDashboardQueriesParseAndUseExportedMetrics(t *testing.T) {
 	g.Expect(exprs).To(BeNumerically(">=", 15))
 	for _, want := range []string{"Tasks by phase", "Polls per second", "Poll error ratio", "Poll latency p50 / p99",
 		"Detection latency p50 / p99", "Vendor logins per second", "Refused logins per second", "Rate-limit waits",
-		"Deferred polls", "Workers busy"} {
+		"Deferred polls", "Workers busy", "Submissions by outcome", "Submit queue length", "Tasks waiting for a person"} {
 		g.Expect(titles).To(HaveKey(want))
 	}
 }
@@ -208,5 +208,5 @@ func TestAlertsParseAndUseExportedMetrics(t *testing.T) {
 			g.Expect(r.Annotations["runbook_url"]).To(HaveSuffix("docs/operations.md#" + strings.ToLower(r.Alert)))
 		}
 	}
-	g.Expect(alerts).To(Equal(6))
+	g.Expect(alerts).To(Equal(7))
 }
