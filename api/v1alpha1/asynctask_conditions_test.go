@@ -73,3 +73,45 @@ func TestTaskConditionReaders(t *testing.T) {
 		})
 	}
 }
+
+func TestSubmissionReaders(t *testing.T) {
+	submitted := func(s metav1.ConditionStatus, reason string) []metav1.Condition {
+		return []metav1.Condition{{Type: ConditionSubmitted, Status: s, Reason: reason}}
+	}
+	cases := map[string]struct {
+		task                             AsyncTask
+		effectiveTaskID                  string
+		outcomeUnknown, queued, accepted bool
+	}{
+		"a job started elsewhere": {task: AsyncTask{Spec: AsyncTaskSpec{TaskID: "t1"}}, effectiveTaskID: "t1"},
+		"submitted, not sent yet": {task: AsyncTask{Spec: AsyncTaskSpec{Submit: &SubmitSpec{Operation: "o"}},
+			Status: AsyncTaskStatus{Conditions: submitted(metav1.ConditionUnknown, ReasonSubmitting)}}},
+		"queued": {task: AsyncTask{Spec: AsyncTaskSpec{Submit: &SubmitSpec{Operation: "o"}},
+			Status: AsyncTaskStatus{Conditions: submitted(metav1.ConditionUnknown, ReasonQueued)}}, queued: true},
+		"outcome unknown": {task: AsyncTask{Spec: AsyncTaskSpec{Submit: &SubmitSpec{Operation: "o"}},
+			Status: AsyncTaskStatus{Conditions: submitted(metav1.ConditionUnknown, ReasonSubmitOutcomeUnknown)}}, outcomeUnknown: true},
+		"accepted": {task: AsyncTask{Spec: AsyncTaskSpec{Submit: &SubmitSpec{Operation: "o"}},
+			Status: AsyncTaskStatus{TaskID: "job-1", Conditions: submitted(metav1.ConditionTrue, ReasonAccepted)}}, effectiveTaskID: "job-1", accepted: true},
+		"adopted": {task: AsyncTask{Spec: AsyncTaskSpec{Submit: &SubmitSpec{Operation: "o"}},
+			Status: AsyncTaskStatus{TaskID: "job-2", Conditions: submitted(metav1.ConditionTrue, ReasonAdopted)}}, effectiveTaskID: "job-2", accepted: true},
+		"rejected": {task: AsyncTask{Spec: AsyncTaskSpec{Submit: &SubmitSpec{Operation: "o"}},
+			Status: AsyncTaskStatus{Conditions: submitted(metav1.ConditionFalse, ReasonSubmitRejected)}}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			task := tc.task
+			if got := task.EffectiveTaskID(); got != tc.effectiveTaskID {
+				t.Errorf("EffectiveTaskID() = %q, want %q", got, tc.effectiveTaskID)
+			}
+			if got := task.SubmitOutcomeUnknown(); got != tc.outcomeUnknown {
+				t.Errorf("SubmitOutcomeUnknown() = %v", got)
+			}
+			if got := task.Queued(); got != tc.queued {
+				t.Errorf("Queued() = %v", got)
+			}
+			if got := task.SubmitAccepted(); got != tc.accepted {
+				t.Errorf("SubmitAccepted() = %v", got)
+			}
+		})
+	}
+}

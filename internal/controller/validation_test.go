@@ -33,6 +33,12 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 		mutate(obj)
 		return obj
 	}
+	submitTask := func(mutate func(*v1alpha1.SubmitSpec)) client.Object {
+		return task(func(t *v1alpha1.AsyncTask) {
+			t.Spec.TaskID, t.Spec.Submit = "", &v1alpha1.SubmitSpec{Operation: "start"}
+			mutate(t.Spec.Submit)
+		})
+	}
 	taskBackend := func(mutate func(*v1alpha1.TaskBackendSpec)) client.Object {
 		obj := &v1alpha1.TaskBackend{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"}, Spec: validBackendSpec()}
 		mutate(&obj.Spec)
@@ -47,7 +53,60 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 		obj  client.Object
 		want []string // substrings of the API server's message: the field path and what is wrong
 	}{
-		"empty taskID": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TaskID = "" }), []string{"spec.taskID"}},
+		"neither taskID nor submit": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TaskID = "" }), []string{"spec", "exactly one of taskID and submit"}},
+		"both taskID and submit": {task(func(t *v1alpha1.AsyncTask) { t.Spec.Submit = &v1alpha1.SubmitSpec{Operation: "start"} }),
+			[]string{"spec", "exactly one of taskID and submit"}},
+		"submit operation not a DNS label": {submitTask(func(s *v1alpha1.SubmitSpec) { s.Operation = "Start_Job" }), []string{"spec.submit.operation"}},
+		"submit body and bodyFrom": {submitTask(func(s *v1alpha1.SubmitSpec) {
+			s.Body = &v1alpha1.JSON{Raw: []byte(`{"a":1}`)}
+			s.BodyFrom = &v1alpha1.BodySource{ConfigMapKeyRef: &v1alpha1.LocalKeyReference{Name: "cm", Key: "k"}}
+		}), []string{"spec.submit.bodyFrom", "mutually exclusive"}},
+		"submit bodyFrom naming both a ConfigMap and a Secret": {submitTask(func(s *v1alpha1.SubmitSpec) {
+			s.BodyFrom = &v1alpha1.BodySource{ConfigMapKeyRef: &v1alpha1.LocalKeyReference{Name: "cm", Key: "k"}, SecretKeyRef: &v1alpha1.LocalKeyReference{Name: "s", Key: "k"}}
+		}), []string{"spec.submit.bodyFrom", "exactly one of configMapKeyRef and secretKeyRef"}},
+		"submit body not an object": {submitTask(func(s *v1alpha1.SubmitSpec) { s.Body = &v1alpha1.JSON{Raw: []byte(`"text"`)} }),
+			[]string{"spec.submit.body"}},
+		"submit parameter value over 1024 characters": {submitTask(func(s *v1alpha1.SubmitSpec) {
+			s.Parameters = map[string]string{"file": strings.Repeat("x", 1025)}
+		}), []string{"spec.submit.parameters", "1024"}},
+		"submit with 33 parameters": {submitTask(func(s *v1alpha1.SubmitSpec) {
+			s.Parameters = map[string]string{}
+			for i := range 33 {
+				s.Parameters[strings.Repeat("p", i+1)] = "v"
+			}
+		}), []string{"spec.submit.parameters"}},
+		"operation with method GET": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Operations = []v1alpha1.Operation{{Name: "start", Path: "/jobs", Method: v1alpha1.HTTPMethodGet}}
+		}), []string{"spec.operations[0].method"}},
+		"operation path without a leading slash": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Operations = []v1alpha1.Operation{{Name: "start", Path: "jobs"}}
+		}), []string{"spec.operations[0].path", "must start with /"}},
+		"operation name not a DNS label": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Operations = []v1alpha1.Operation{{Name: "Start Job", Path: "/jobs"}}
+		}), []string{"spec.operations[0].name"}},
+		"two operations of one name": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Operations = []v1alpha1.Operation{{Name: "start", Path: "/a"}, {Name: "start", Path: "/b"}}
+		}), []string{"spec.operations[1]", "Duplicate value"}},
+		"17 operations": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			for i := range 17 {
+				s.Operations = append(s.Operations, v1alpha1.Operation{Name: strings.Repeat("o", i+1), Path: "/a"})
+			}
+		}), []string{"spec.operations", "16"}},
+		"maxRunning 0": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Operations = []v1alpha1.Operation{{Name: "start", Path: "/jobs", MaxRunning: ptr.To[int32](0)}}
+		}), []string{"spec.operations[0].maxRunning"}},
+		"HTTP operation without taskID": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Type, s.APIGateway = v1alpha1.BackendTypeHTTP, nil
+			s.HTTP = &v1alpha1.HTTPSettings{Path: "/t/{taskID}", Expressions: v1alpha1.HTTPExpressions{Phase: "'Running'"}}
+			s.Operations = []v1alpha1.Operation{{Name: "start", Path: "/jobs"}}
+		}), []string{"spec.operations", "taskID is required for type HTTP and TrafficOps"}},
+		"ZStack operation with another key header": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Type, s.APIGateway = v1alpha1.BackendTypeZStack, nil
+			s.Operations = []v1alpha1.Operation{{Name: "start", Path: "/zstack/v1/vm-instances", IdempotencyKeyHeader: "Idempotency-Key"}}
+		}), []string{"spec.operations", "X-Job-UUID"}},
+		"operation idempotency key header not a header name": {taskBackend(func(s *v1alpha1.TaskBackendSpec) {
+			s.Operations = []v1alpha1.Operation{{Name: "start", Path: "/jobs", IdempotencyKeyHeader: "Idempotency Key"}}
+		}), []string{"spec.operations[0].idempotencyKeyHeader"}},
 		"taskID over 256 characters": {task(func(t *v1alpha1.AsyncTask) { t.Spec.TaskID = strings.Repeat("x", 257) }),
 			[]string{"spec.taskID", "256"}},
 		"unknown backend kind": {task(func(t *v1alpha1.AsyncTask) { t.Spec.BackendRef.Kind = "Backend" }),
@@ -145,6 +204,24 @@ func TestTaskIDAndBackendRefAreImmutable(t *testing.T) {
 	err = k8sClient.Patch(context.Background(), changed, client.MergeFrom(task))
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(And(ContainSubstring("spec.backendRef"), ContainSubstring("backendRef is immutable")))
+}
+
+func TestSubmitIsImmutable(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	task := createTask(t, ns, "fixed", "missing", "", submitting)
+
+	changed := task.DeepCopy()
+	changed.Spec.Submit.Operation = "other"
+	err := k8sClient.Patch(context.Background(), changed, client.MergeFrom(task))
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(And(ContainSubstring("spec.submit"), ContainSubstring("submit is immutable")))
+
+	changed = task.DeepCopy()
+	changed.Spec.Submit, changed.Spec.TaskID = nil, "id-1"
+	err = k8sClient.Update(context.Background(), changed)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("immutable"))
 }
 
 func TestAPIServerAppliesDefaults(t *testing.T) {
