@@ -195,15 +195,33 @@ func (s *Submitter) recordAttempt(ctx context.Context, task *v1alpha1.AsyncTask,
 	status := statusFor(written, *st, v1alpha1.ReasonSubmitting, fmt.Sprintf("Sending attempt %d to start the job", a.Number), s.Clock.Now())
 	recorded, err := s.Store.SetStatus(ctx, written, status)
 	if err != nil {
-		undo := map[string]string{v1alpha1.AnnotationSubmitAttempt: previous}
-		var undoRemove []string
-		if !hadPrevious {
-			undo, undoRemove = nil, []string{v1alpha1.AnnotationSubmitAttempt}
-		}
-		_, _ = s.Store.SetAnnotations(ctx, written, undo, undoRemove) // refused when the status write went through
+		s.undoAttempt(ctx, written, a, previous, hadPrevious)
 		return nil, staleOr(err)
 	}
 	return recorded, nil
+}
+
+// undoAttempt takes back the metadata record of attempt a, whose status write failed, so that an attempt that
+// was never sent does not read as one whose outcome is unknown. It reads the task again after a conflict (a
+// writer that changed the task meanwhile), and leaves the record when the status shows the attempt after all
+// (a write that timed out but went through) or the annotation changed. Left, the record is safe: it reads as
+// an unknown outcome.
+func (s *Submitter) undoAttempt(ctx context.Context, task *v1alpha1.AsyncTask, a Attempt, previous string, hadPrevious bool) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	mine := encodeAttempt(a)
+	_ = s.retrying(ctx, task, func(fresh *v1alpha1.AsyncTask) error {
+		if fresh.Annotations[v1alpha1.AnnotationSubmitAttempt] != mine ||
+			fresh.Status.Submission != nil && fresh.Status.Submission.Attempt >= a.Number {
+			return nil
+		}
+		set, remove := map[string]string{v1alpha1.AnnotationSubmitAttempt: previous}, []string(nil)
+		if !hadPrevious {
+			set, remove = nil, []string{v1alpha1.AnnotationSubmitAttempt}
+		}
+		_, err := s.Store.SetAnnotations(ctx, fresh, set, remove)
+		return err
+	})
 }
 
 // send sends the recorded attempt a and records what the vendor answered. resend says it was sent before.

@@ -155,6 +155,21 @@ func TestSubmissionProtocol(t *testing.T) {
 			},
 			wantReceived: 1, wantJobs: 1, wantReason: v1alpha1.ReasonAccepted, wantTaskID: true,
 		},
+		"the status record and then its undo conflict: the undo reads again, nothing is sent, the next pass sends once": {
+			answers: []answer{accepted},
+			script: func(t *testing.T, c *caseRun) {
+				c.store.fail["status"] = 1
+				c.store.fail["meta"] = 2 // the undo's first try: another writer changed the task
+				if _, err, _ := c.pass(t); err == nil {
+					t.Fatal("want the conflict reported")
+				}
+				if _, ok := c.store.current().Annotations[v1alpha1.AnnotationSubmitAttempt]; ok {
+					t.Fatal("the metadata record of an attempt never sent was left")
+				}
+				c.passUntilSettled(t)
+			},
+			wantReceived: 1, wantJobs: 1, wantReason: v1alpha1.ReasonAccepted, wantTaskID: true,
+		},
 		"the answer's records conflict: they are written again, nothing is sent twice": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
