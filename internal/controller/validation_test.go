@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -217,9 +218,8 @@ func TestSubmitIsImmutable(t *testing.T) {
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(And(ContainSubstring("spec.submit"), ContainSubstring("submit is immutable")))
 
-	changed = task.DeepCopy()
-	changed.Spec.Submit, changed.Spec.TaskID = nil, "id-1"
-	err = k8sClient.Update(context.Background(), changed)
+	// A job started elsewhere instead: taskID added, submit removed.
+	err = k8sClient.Patch(context.Background(), task.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"submit":null,"taskID":"id-1"}}`)))
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("immutable"))
 }
