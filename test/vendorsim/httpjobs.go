@@ -58,6 +58,10 @@ func (s *Simulator) httpStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w = call.w
+	key, keyed, problemText := idempotencyKey(r.Header)
+	if keyed {
+		call.setKey(key)
+	}
 	if !s.httpAuthorized(r) {
 		problem(w, http.StatusUnauthorized, "about:blank", "Unauthorized", "Send Authorization: Bearer <token> or Basic credentials.")
 		return
@@ -71,13 +75,11 @@ func (s *Simulator) httpStart(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, "about:blank", "Bad Request", "The body must be a JSON object.")
 		return
 	}
-	key, keyed, problemText := idempotencyKey(r.Header)
 	if problemText != "" {
 		problem(w, http.StatusBadRequest, idempotencyProblemType, "Idempotency-Key is invalid", problemText)
 		return
 	}
 	if keyed {
-		call.setKey(key)
 		sum := sha256.Sum256([]byte(r.Method + " " + call.rec.Path + "\n" + string(call.rec.Body)))
 		entry, state := s.acquireKey(key, hex.EncodeToString(sum[:]))
 		switch state {

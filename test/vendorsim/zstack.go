@@ -210,6 +210,10 @@ func (s *Simulator) zstackStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w = call.w
+	jobUUID := r.Header.Get("X-Job-UUID")
+	if jobUUID != "" {
+		call.setKey(jobUUID)
+	}
 	if !s.zstackAuthorized(w, r) {
 		return
 	}
@@ -221,9 +225,7 @@ func (s *Simulator) zstackStart(w http.ResponseWriter, r *http.Request) {
 		zstackPlain(w, http.StatusBadRequest, "the body is not a JSON object")
 		return
 	}
-	jobUUID := r.Header.Get("X-Job-UUID")
 	if jobUUID != "" {
-		call.setKey(jobUUID)
 		if len(jobUUID) != 32 {
 			zstackPlain(w, http.StatusBadRequest, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped")
 			return
