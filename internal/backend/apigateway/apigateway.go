@@ -18,8 +18,10 @@ import (
 // gateway answers and accepts the credentials without touching a real task.
 const checkTaskID = "00000000000000000000000000000000"
 
-// sender sends one GET to the gateway with this backend's credentials attached.
-type sender func(ctx context.Context, u *url.URL) (*backend.Response, error)
+// sender sends the request build makes to the gateway with this backend's credentials attached. build makes
+// the request anew for each send (a resend after a renewed token included), so that its body is sent whole
+// each time; body is that exact body, which AK/SK signing hashes.
+type sender func(ctx context.Context, build func() (*http.Request, error), body []byte) (*backend.Response, error)
 
 type apiGateway struct {
 	baseURL  *url.URL
@@ -85,7 +87,7 @@ func (a *apiGateway) Poll(ctx context.Context, taskID string) (backend.Observati
 	if err != nil {
 		return backend.Observation{}, err
 	}
-	resp, err := a.send(ctx, u)
+	resp, err := a.get(ctx, u)
 	if err != nil {
 		return backend.Observation{}, err
 	}
@@ -97,7 +99,7 @@ func (a *apiGateway) Check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.send(ctx, u)
+	resp, err := a.get(ctx, u)
 	if err != nil {
 		return err
 	}
@@ -112,6 +114,11 @@ func (a *apiGateway) Check(ctx context.Context) error {
 // so only what backend.PathSegment refuses is refused.
 func (a *apiGateway) taskURL(taskID string) (*url.URL, error) {
 	return backend.TaskURL(a.baseURL, taskID, "v2", a.project, "apigw", "instances", a.instance, "async-tasks")
+}
+
+// get sends a GET of u.
+func (a *apiGateway) get(ctx context.Context, u *url.URL) (*backend.Response, error) {
+	return a.send(ctx, func() (*http.Request, error) { return newGet(ctx, u) }, nil)
 }
 
 func newGet(ctx context.Context, u *url.URL) (*http.Request, error) {

@@ -20,9 +20,9 @@ const tokenRefreshBefore = 15 * time.Minute
 // tokenSender sends requests with X-Auth-Token: the token of an IAM session, renewed once when the gateway
 // answers 401, or a fixed token (backend.NewFixedSession), which Session.Do never resends.
 func tokenSender(client *backend.Client, session *backend.Session[string]) sender {
-	return func(ctx context.Context, u *url.URL) (*backend.Response, error) {
+	return func(ctx context.Context, build func() (*http.Request, error), _ []byte) (*backend.Response, error) {
 		return session.Do(ctx, func(token string) (*backend.Response, error) {
-			req, err := newGet(ctx, u)
+			req, err := build()
 			if err != nil {
 				return nil, err
 			}
@@ -32,15 +32,17 @@ func tokenSender(client *backend.Client, session *backend.Session[string]) sende
 	}
 }
 
-// signingSender signs every request with the access key (SDK-HMAC-SHA256).
+// signingSender signs every request with the access key (SDK-HMAC-SHA256): its method, path, headers (all
+// but Content-Type, which the SDK leaves unsigned) and the SHA-256 of its body. Like the SDK signer whose
+// golden vectors package aksk reproduces, the query is not part of the signature (see aksk.canonicalQuery).
 func signingSender(client *backend.Client, projectID, accessKey, secretKey string) sender {
-	return func(ctx context.Context, u *url.URL) (*backend.Response, error) {
-		req, err := newGet(ctx, u)
+	return func(ctx context.Context, build func() (*http.Request, error), body []byte) (*backend.Response, error) {
+		req, err := build()
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("X-Project-Id", projectID)
-		aksk.Sign(req, nil, accessKey, secretKey, time.Now())
+		aksk.Sign(req, body, accessKey, secretKey, time.Now())
 		return client.Do(ctx, req)
 	}
 }
