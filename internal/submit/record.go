@@ -6,7 +6,6 @@
 package submit
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -27,13 +27,16 @@ type Attempt struct {
 	Time   time.Time `json:"time"`
 }
 
-// KeyFor derives the key of an attempt from the task's UID and the attempt's number: 32 lower-case hex
-// characters (a ZStack job UUID has that form), the same in every process, so that a resend carries the key
-// of the first send.
+// KeyFor derives the key of an attempt from the task's UID and the attempt's number: a name-based UUID
+// (version 5, RFC 9562) of "<uid>/<attempt>" written as 32 lower-case hex characters, the form ZStack takes
+// for X-Job-UUID. It is the same in every process, so a resend carries the key of the first send.
 func KeyFor(uid types.UID, attempt int32) string {
-	sum := sha256.Sum256([]byte(string(uid) + "/" + strconv.Itoa(int(attempt))))
-	return hex.EncodeToString(sum[:16])
+	key := uuid.NewSHA1(keyNamespace, []byte(string(uid)+"/"+strconv.Itoa(int(attempt))))
+	return hex.EncodeToString(key[:])
 }
+
+// keyNamespace is the UUID namespace of the attempts' keys.
+var keyNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://asynctask.dev/submit-attempt"))
 
 // encodeAttempt is the value of the annotation tasks.asynctask.dev/submit-attempt.
 func encodeAttempt(a Attempt) string {
