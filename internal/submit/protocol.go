@@ -265,8 +265,8 @@ func (s *Submitter) recordOutcome(ctx context.Context, p Pass, a Attempt, resend
 	case Rejected:
 		res.Submissions = append(res.Submissions, "rejected")
 		msg := fmt.Sprintf("The vendor refused the job: HTTP %d", resp.StatusCode)
-		if snippet := backend.Snippet(resp.Body); snippet != "" {
-			msg += ": " + snippet
+		if text := backend.OneLine(string(resp.Body), backend.MaxMessageLength); text != "" {
+			msg += ": " + text // cut with the message to its 1,024 characters
 		}
 		res.Events = append(res.Events, Event{Warning: true, Reason: v1alpha1.ReasonSubmitRejected, Message: msg})
 		return s.answered(ctx, task, v1alpha1.ReasonSubmitRejected, msg, responseStatus(resp), 0, res)
