@@ -1,6 +1,8 @@
 // Package demo runs the operator's main job on an embedded default: a local control plane (etcd and
 // kube-apiserver from bin/), the CRDs, the vendor simulator with a handful of scripted tasks, and the manager,
-// and shows the tasks move until they settle. `make demo` runs it.
+// and shows the tasks move until they settle. Some tasks track jobs started elsewhere (spec.taskID); others
+// start their job themselves (spec.submit): four through a queue of two, one on ZStack, and one whose start
+// has an unknown outcome that the demo resolves as a person would. `make demo` runs it.
 package demo
 
 import (
@@ -19,6 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -105,6 +108,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	fmt.Fprintln(out, "Operator running; tasks applied. Watching them (like `kubectl get asynctasks -w`):")
+	go resolveUnknown(ctx, c, sim, out)
 	settled := watchUntilSettled(ctx, c, out, opts.SettleTimeout)
 	printTable(ctx, c, out)
 	if !settled {
@@ -119,9 +123,10 @@ Everything settled. The control plane keeps running until Ctrl-C; poke it with:
   bin/kubectl wait --for=condition=Ready atask/apig-import -n %s
   bin/kubectl wait --for=condition=Stalled atask/apig-conflict -n %s
   bin/kubectl get taskbackends -n %s
+  bin/kubectl get atask -n %s render-4 -o jsonpath='{.status.submission}'   # started by the operator
 
 Ctrl-C stops everything this demo started.
-`, kubeconfig, demoNamespace, demoNamespace, demoNamespace, demoNamespace, demoNamespace)
+`, kubeconfig, demoNamespace, demoNamespace, demoNamespace, demoNamespace, demoNamespace, demoNamespace)
 	if opts.AfterSettled != nil {
 		if err := opts.AfterSettled(kubeconfig); err != nil {
 			return err
@@ -167,16 +172,40 @@ type demoBackend struct {
 func demoBackends() []demoBackend {
 	return []demoBackend{
 		{"apig", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeAPIGateway,
-			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: "0605767a3300d5762fb7c0186d9e1779", InstanceID: "eddc4d25480b4cd6b512f270a1b8b341"}},
+			APIGateway: &v1alpha1.APIGatewaySettings{ProjectID: demoProject, InstanceID: demoInstance},
+			Operations: []v1alpha1.Operation{{Name: "import-api", ContentType: v1alpha1.ContentTypeMultipart,
+				Path: "/v2/{projectID}/apigw/instances/{instanceID}/openapi/async-import",
+				Body: `{"file_name": {"filename": "orders.yaml", "content": task.body.definition}, "is_create_group": "true"}`}}},
 			map[string]string{"token": demoToken}},
 		{"vrni", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeNetworkInsight},
 			map[string]string{"username": demoUser, "password": demoPassword}},
 		{"trafficops", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeTrafficOps, TrafficOps: &v1alpha1.TrafficOpsSettings{APIVersion: "5.0"}},
 			map[string]string{"username": demoUser, "password": demoPassword}},
-		{"zstack", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeZStack},
+		{"zstack", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeZStack,
+			Operations: []v1alpha1.Operation{{Name: "create-vm", Path: "/zstack/v1/vm-instances"}}},
 			map[string]string{"accountName": demoUser, "password": demoPassword}},
+		// A JSON job API (the simulator's generic one) whose operation runs at most two jobs at once: the
+		// demo's batch of four waits in its queue.
+		{"jobs", v1alpha1.TaskBackendSpec{Type: v1alpha1.BackendTypeHTTP,
+			HTTP: &v1alpha1.HTTPSettings{Path: "/generic/v1/jobs/{taskID}", Expressions: v1alpha1.HTTPExpressions{
+				Phase:    "{'queued': 'Pending', 'running': 'Running', 'succeeded': 'Succeeded', 'failed': 'Failed'}[response.body.status]",
+				Progress: "response.body.progress", Message: "response.body.message"}},
+			Operations: []v1alpha1.Operation{{Name: "render", Path: demoQueuePath, TaskID: "response.body.id",
+				IdempotencyKeyHeader: "Idempotency-Key", MaxRunning: ptr.To[int32](2)}}},
+			map[string]string{"token": demoToken}},
 	}
 }
+
+// demoQueuePath is where the job API's demo jobs are started.
+const demoQueuePath = "/generic/v1/queues/demo/jobs"
+
+// apigImportPath is where the API Gateway backend's import operation starts jobs.
+const apigImportPath = "/v2/" + demoProject + "/apigw/instances/" + demoInstance + "/openapi/async-import"
+
+const (
+	demoProject  = "0605767a3300d5762fb7c0186d9e1779"
+	demoInstance = "eddc4d25480b4cd6b512f270a1b8b341"
+)
 
 const (
 	demoToken    = "demo-token"
@@ -202,7 +231,38 @@ func demoTasks() []demoTask {
 	}
 }
 
+// demoSubmission is a task that starts its job itself (spec.submit).
+type demoSubmission struct {
+	name, backend string
+	submit        v1alpha1.SubmitSpec
+}
+
+func demoSubmissions() []demoSubmission {
+	var out []demoSubmission
+	for i := 1; i <= 4; i++ {
+		out = append(out, demoSubmission{fmt.Sprintf("render-%d", i), "jobs", v1alpha1.SubmitSpec{Operation: "render",
+			Body: &v1alpha1.JSON{Raw: fmt.Appendf(nil, `{"scene":"frame-%d"}`, i)}}})
+	}
+	return append(out,
+		demoSubmission{"zstack-new-vm", "zstack", v1alpha1.SubmitSpec{Operation: "create-vm",
+			Body: &v1alpha1.JSON{Raw: []byte(`{"params":{"name":"demo-vm-2","instanceOfferingUuid":"f1c2","imageUuid":"a3b4","l3NetworkUuids":["c5d6"]}}`)}}},
+		// The simulator answers this one's import with a 500 after it created the job: the outcome is unknown,
+		// and without an idempotency key the task waits for a person, who adopts the job (resolveUnknown).
+		demoSubmission{"apig-import-orders", "apig", v1alpha1.SubmitSpec{Operation: "import-api",
+			Body: &v1alpha1.JSON{Raw: []byte(`{"definition":"swagger: '2.0'\ninfo: {title: orders, version: '1'}\npaths: {}\n"}`)}}},
+	)
+}
+
 func createDemoObjects(ctx context.Context, c client.Client, sim *vendorsim.Simulator, simURL string) error {
+	sim.SetJobScript(demoQueuePath, vendorsim.JobScript{Every: 2 * time.Second, Steps: []vendorsim.Step{
+		{Phase: vendorsim.Running, Progress: 30, Message: "Rendering"}, {Phase: vendorsim.Running, Progress: 70, Message: "Rendering"},
+		{Phase: vendorsim.Succeeded, Message: "Rendered"}}})
+	sim.SetJobScript("/zstack/v1/vm-instances", vendorsim.JobScript{Every: 2 * time.Second, Steps: []vendorsim.Step{
+		{Phase: vendorsim.Running, Progress: 40, Message: "Allocating the host"},
+		{Phase: vendorsim.Succeeded, Result: `{"inventory":{"uuid":"d7e8","name":"demo-vm-2","state":"Running"}}`}}})
+	sim.SetJobScript(apigImportPath, vendorsim.JobScript{Every: 2 * time.Second, Steps: []vendorsim.Step{
+		{Phase: vendorsim.Running}, {Phase: vendorsim.Succeeded}}})
+	sim.InjectStartFaults(apigImportPath, 1, vendorsim.Fault{Status: http.StatusInternalServerError, Create: true})
 	objects := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace}}}
 	for _, b := range demoBackends() {
 		b.spec.URL = simURL
@@ -220,12 +280,53 @@ func createDemoObjects(ctx context.Context, c client.Client, sim *vendorsim.Simu
 			Spec:       v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: t.backend}, TaskID: t.taskID},
 		})
 	}
+	for _, t := range demoSubmissions() {
+		objects = append(objects, &v1alpha1.AsyncTask{
+			ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: t.name},
+			Spec:       v1alpha1.AsyncTaskSpec{BackendRef: v1alpha1.BackendReference{Name: t.backend}, Submit: t.submit.DeepCopy()},
+		})
+	}
 	for _, obj := range objects {
 		if err := c.Create(ctx, obj); err != nil {
 			return fmt.Errorf("creating %T %s: %w", obj, obj.GetName(), err)
 		}
 	}
 	return nil
+}
+
+// resolveUnknown plays the person the runbook of SubmitOutcomeUnknown is for: once a task waits for one, it
+// looks in the vendor system (the simulator's record of the jobs it created), finds the job, and adopts it
+// with the resolve annotation, as `kubectl annotate` would.
+func resolveUnknown(ctx context.Context, c client.Client, sim *vendorsim.Simulator, out io.Writer) {
+	ticker := time.NewTicker(250 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		task := &v1alpha1.AsyncTask{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: "apig-import-orders"}, task); err != nil || !task.SubmitOutcomeUnknown() {
+			continue
+		}
+		jobs := sim.JobIDs(apigImportPath)
+		if len(jobs) == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "%s  A person finds job %s in API Gateway's task list and adopts it:\n"+
+			"          kubectl annotate atask/apig-import-orders -n %s %s=%s%s\n",
+			time.Now().Format("15:04:05"), jobs[0], demoNamespace, v1alpha1.AnnotationResolve, v1alpha1.ResolveAdoptPrefix, jobs[0])
+		patch := client.MergeFrom(task.DeepCopy())
+		if task.Annotations == nil {
+			task.Annotations = map[string]string{}
+		}
+		task.Annotations[v1alpha1.AnnotationResolve] = v1alpha1.ResolveAdoptPrefix + jobs[0]
+		if err := c.Patch(ctx, task, patch); err != nil {
+			fmt.Fprintf(out, "Cannot annotate the task: %v\n", err)
+		}
+		return
+	}
 }
 
 // watchUntilSettled prints each task's line when it changes, until every task finished or the timeout.
@@ -273,7 +374,11 @@ func taskLine(t *v1alpha1.AsyncTask) string {
 	if phase == "" {
 		phase = "-"
 	}
-	return fmt.Sprintf("%-24s %-10s %-5s %s", t.Name, phase, progress, t.Status.Message)
+	reason := ""
+	if c := t.ReadyCondition(); c != nil {
+		reason = c.Reason
+	}
+	return fmt.Sprintf("%-20s %-10s %-21s %-5s %s", t.Name, phase, reason, progress, t.Status.Message)
 }
 
 func printTable(ctx context.Context, c client.Client, out io.Writer) {
@@ -296,7 +401,7 @@ func printTable(ctx context.Context, c client.Client, out io.Writer) {
 				ready = string(cond.Status) + " (" + cond.Reason + ")"
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Spec.BackendRef.Name, t.Spec.TaskID, t.Status.Phase, progress, ready,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Spec.BackendRef.Name, t.EffectiveTaskID(), t.Status.Phase, progress, ready,
 			strings.TrimSpace(t.Status.Message))
 	}
 	_ = w.Flush()

@@ -33,7 +33,8 @@ func TestDemoRunsToSettled(t *testing.T) {
 	if !strings.Contains(table, "Imported 1 APIs") {
 		t.Errorf("kubectl get asynctasks -o wide lacks the message:\n%s", table)
 	}
-	for _, want := range []string{"apig-import", "Succeeded", "apig-conflict", "Failed", "KUBECONFIG="} {
+	for _, want := range []string{"apig-import", "Succeeded", "apig-conflict", "Failed", "KUBECONFIG=",
+		"render-4", "Queued", "zstack-new-vm", "apig-import-orders", "SubmitOutcomeUnknown", "adopts it"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
