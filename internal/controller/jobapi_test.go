@@ -56,6 +56,7 @@ type job struct {
 }
 
 func newJobAPI(t *testing.T, pollsToFinish int) *jobAPI {
+	t.Helper()
 	api := &jobAPI{pollsToFinish: pollsToFinish, jobs: map[string]*job{}, byKey: map[string]string{}, inFlight: map[string]bool{},
 		release: make(chan struct{}), received: make(chan struct{}, 1000)}
 	api.server = httptest.NewServer(http.HandlerFunc(api.handle))

@@ -36,7 +36,7 @@ func startManagerProcess(t *testing.T, shard string) *exec.Cmd {
 	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$") //nolint:gosec // G204: this test binary
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), managerProcessEnv+"="+kubeconfig, managerShardEnv+"="+shard)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -76,7 +76,7 @@ func (r *AsyncTaskReconciler) submitStep(ctx context.Context, cached *v1alpha1.A
 		recovery = submit.RecoverByKey
 	}
 	pass := submit.Pass{Task: task, Vendor: vendor, Recovery: recovery, Keyed: op.IdempotencyKeyHeader != "", Interval: interval,
-		SendTimeout: 3 * durationOr(conn.spec.RequestTimeout, defaultRequestTimeout),
+		SendTimeout:   3 * durationOr(conn.spec.RequestTimeout, defaultRequestTimeout),
 		QueuedMessage: fmt.Sprintf("Waiting for a place: operation %s of %s runs at most %d jobs at once", op.Name, key, op.MaxRunning)}
 	if op.MaxRunning > 0 {
 		queueKey := submit.QueueKey{Backend: key.String(), Operation: op.Name}

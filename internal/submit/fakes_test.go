@@ -145,6 +145,7 @@ type fakeVendor struct {
 }
 
 func newFakeVendor(t *testing.T, keyed bool, answers ...answer) *fakeVendor {
+	t.Helper()
 	v := &fakeVendor{t: t, keyed: keyed, answers: answers, jobs: map[string]string{}, release: make(chan struct{})}
 	v.server = httptest.NewServer(http.HandlerFunc(v.handle))
 	t.Cleanup(func() { close(v.release); v.server.Close() })
@@ -234,6 +235,7 @@ func (v *fakeVendor) JobExists(_ context.Context, id string) (bool, error) {
 
 // closedAddress is a loopback address nothing listens on.
 func closedAddress(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +246,7 @@ func closedAddress(t *testing.T) string {
 }
 
 // runPass runs one pass of a new Submitter (a new process) on the stored task, and reports a crash.
-func runPass(t *testing.T, store *fakeStore, v *fakeVendor, clock *clocktesting.FakeClock, recovery Recovery) (res Result, err error, crashed string) {
+func runPass(t *testing.T, store *fakeStore, v *fakeVendor, clock *clocktesting.FakeClock, recovery Recovery) (res Result, crashed string, err error) {
 	t.Helper()
 	defer func() {
 		if r := recover(); r != nil {
@@ -258,8 +260,8 @@ func runPass(t *testing.T, store *fakeStore, v *fakeVendor, clock *clocktesting.
 	s := &Submitter{Store: store, Clock: clock, SendTimeout: 2 * time.Second}
 	task, gerr := store.Get(context.Background(), types.NamespacedName{})
 	if gerr != nil {
-		return Result{}, gerr, ""
+		return Result{}, "", gerr
 	}
 	res, err = s.Run(context.Background(), Pass{Task: task, Vendor: v, Recovery: recovery, Keyed: v.keyed, Interval: time.Second})
-	return res, err, ""
+	return res, "", err
 }

@@ -13,11 +13,11 @@ import (
 type Recovery int
 
 const (
-	// RecoverByPerson: no key makes a repeat safe; the task waits for the resolve annotation.
+	// RecoverByPerson means no key makes a repeat safe; the task waits for the resolve annotation.
 	RecoverByPerson Recovery = iota
-	// RecoverByKey: the operation sends an idempotency key, so the attempt is resent with the same key.
+	// RecoverByKey means the operation sends an idempotency key, so the attempt is resent with the same key.
 	RecoverByKey
-	// RecoverByProbe: ZStack. The job UUID the operator chose is asked for; only an answer that no such job
+	// RecoverByProbe means ZStack. The job UUID the operator chose is asked for; only an answer that no such job
 	// exists lets the same request (same UUID) be sent again, and the vendor refuses a repeated UUID anyway.
 	RecoverByProbe
 )
@@ -31,22 +31,24 @@ const probeWindow = 2 * time.Hour
 type Action int
 
 const (
-	// ActTrack: the job's ID is recorded; the task is tracked like one with spec.taskID (a lost record is
+	// ActTrack means the job's ID is recorded; the task is tracked like one with spec.taskID (a lost record is
 	// written again first).
 	ActTrack Action = iota
-	// ActStart: no attempt was ever made: wait for a place in the queue, record attempt 1, send it.
+	// ActStart means no attempt was ever made: wait for a place in the queue, record attempt 1, send it.
 	ActStart
-	// ActResend: the last attempt's outcome is unknown and its key makes a repeat safe: send it again, same key.
+	// ActResend means the last attempt's outcome is unknown and its key makes a repeat safe: send it again, same key.
 	ActResend
-	// ActProbe: the last attempt's outcome is unknown on ZStack: ask the vendor for the job UUID.
+	// ActProbe means the last attempt's outcome is unknown on ZStack: ask the vendor for the job UUID.
 	ActProbe
-	// ActWait: the last attempt's outcome is unknown and nothing makes a repeat safe: wait for a person.
+	// ActWait means the last attempt's outcome is unknown and nothing makes a repeat safe: wait for a person.
 	ActWait
-	// ActAdopt, ActResubmit, ActAbandon carry out a person's resolution.
+	// ActAdopt carries out a person's resolution adopt:<taskID>.
 	ActAdopt
+	// ActResubmit carries out a person's resolution resubmit.
 	ActResubmit
+	// ActAbandon carries out a person's resolution abandon.
 	ActAbandon
-	// ActDropResolve: the resolve annotation cannot be acted on; it is removed with a Warning event saying why.
+	// ActDropResolve means the resolve annotation cannot be acted on; it is removed with a Warning event saying why.
 	ActDropResolve
 )
 
@@ -95,16 +97,16 @@ func Decide(r Records, recovery Recovery, now time.Time) Action {
 type Outcome int
 
 const (
-	// NotSent: the request certainly did not reach the vendor, or the vendor did not act on it (it refused the
+	// NotSent means the request certainly did not reach the vendor, or the vendor did not act on it (it refused the
 	// credentials). It is no attempt: retried with backoff.
 	NotSent Outcome = iota
-	// Accepted: the vendor took the job and its ID was read.
+	// Accepted means the vendor took the job and its ID was read.
 	Accepted
-	// Rejected: the vendor refused the job (a 4xx answer the accepted condition does not take).
+	// Rejected means the vendor refused the job (a 4xx answer the accepted condition does not take).
 	Rejected
-	// Unknown: the request may have reached the vendor and no answer says what it did.
+	// Unknown means the request may have reached the vendor and no answer says what it did.
 	Unknown
-	// InProgress: a 409 to a request with an idempotency key: the vendor is still working on the first request
+	// InProgress means a 409 to a request with an idempotency key: the vendor is still working on the first request
 	// with that key. Ask again later, same key.
 	InProgress
 )

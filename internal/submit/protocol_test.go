@@ -43,7 +43,7 @@ type caseRun struct {
 	rec    Recovery
 }
 
-func (c *caseRun) pass(t *testing.T) (Result, error, string) {
+func (c *caseRun) pass(t *testing.T) (Result, string, error) {
 	t.Helper()
 	return runPass(t, c.store, c.vendor, c.clock, c.rec)
 }
@@ -52,7 +52,7 @@ func (c *caseRun) pass(t *testing.T) (Result, error, string) {
 func (c *caseRun) passUntilSettled(t *testing.T) {
 	t.Helper()
 	for range 10 {
-		res, err, crashed := c.pass(t)
+		res, crashed, err := c.pass(t)
 		if crashed == "" && err == nil && (res.RetryAfter == 0 || res.TaskID != "") {
 			return
 		}
@@ -67,8 +67,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"crash after the attempt was recorded, before the send: no key waits for a person": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.store.crashAt["status"] = 1
-				if _, _, crashed := c.pass(t); crashed != "status" {
+				if _, crashed, _ := c.pass(t); crashed != "status" {
 					t.Fatalf("crashed at %q", crashed)
 				}
 				c.passUntilSettled(t)
@@ -78,8 +79,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"crash after the vendor answered, before the answer was recorded: no key waits for a person": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.vendor.crashSend = true
-				if _, _, crashed := c.pass(t); crashed != "send" {
+				if _, crashed, _ := c.pass(t); crashed != "send" {
 					t.Fatalf("crashed at %q", crashed)
 				}
 				c.vendor.crashSend = false
@@ -90,8 +92,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"crash after the vendor answered: an idempotency key resends with the same key": {
 			recovery: RecoverByKey, answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.vendor.crashSend = true
-				c.pass(t)
+				_, _, _ = c.pass(t) // the crash, not the result, is the point
 				c.vendor.crashSend = false
 				c.passUntilSettled(t)
 			},
@@ -100,8 +103,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"crash after the vendor created the job: ZStack finds the job by its UUID and sends nothing": {
 			recovery: RecoverByProbe, answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.vendor.crashSend = true
-				c.pass(t)
+				_, _, _ = c.pass(t) // the crash, not the result, is the point
 				c.vendor.crashSend = false
 				c.passUntilSettled(t)
 			},
@@ -110,8 +114,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"crash before the vendor created the job: ZStack is told there is none and sends the same UUID again": {
 			recovery: RecoverByProbe, answers: []answer{{hang: true, noJob: true}, accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.store.crashAt["status"] = 2 // the answer's record: the hang ended in an unknown outcome
-				c.pass(t)
+				_, _, _ = c.pass(t)           // the crash, not the result, is the point
 				c.passUntilSettled(t)
 			},
 			wantReceived: 2, wantJobs: 1, wantReason: v1alpha1.ReasonAccepted, wantTaskID: true,
@@ -119,8 +124,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"ZStack, attempt older than the purge of finished jobs: waits for a person": {
 			recovery: RecoverByProbe, answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.vendor.crashSend = true
-				c.pass(t)
+				_, _, _ = c.pass(t) // the crash, not the result, is the point
 				c.vendor.crashSend, c.vendor.purged = false, true
 				c.clock.Step(3 * time.Hour)
 				c.passUntilSettled(t)
@@ -130,8 +136,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"the metadata record conflicts: nothing is sent, the next pass sends once": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.store.fail["meta"] = 1
-				if _, err, _ := c.pass(t); err == nil {
+				if _, _, err := c.pass(t); err == nil {
 					t.Fatal("want the conflict reported")
 				}
 				if got, _ := c.vendor.counts(); got != 0 {
@@ -144,8 +151,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"the status record conflicts: the metadata record is undone, nothing is sent, the next pass sends once": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.store.fail["status"] = 1
-				if _, err, _ := c.pass(t); err == nil {
+				if _, _, err := c.pass(t); err == nil {
 					t.Fatal("want the conflict reported")
 				}
 				if _, ok := c.store.current().Annotations[v1alpha1.AnnotationSubmitAttempt]; ok {
@@ -158,9 +166,10 @@ func TestSubmissionProtocol(t *testing.T) {
 		"the status record and then its undo conflict: the undo reads again, nothing is sent, the next pass sends once": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.store.fail["status"] = 1
 				c.store.fail["meta"] = 2 // the undo's first try: another writer changed the task
-				if _, err, _ := c.pass(t); err == nil {
+				if _, _, err := c.pass(t); err == nil {
 					t.Fatal("want the conflict reported")
 				}
 				if _, ok := c.store.current().Annotations[v1alpha1.AnnotationSubmitAttempt]; ok {
@@ -173,6 +182,7 @@ func TestSubmissionProtocol(t *testing.T) {
 		"the answer's records conflict: they are written again, nothing is sent twice": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.store.fail["meta"] = 2   // the task-id annotation
 				c.store.fail["status"] = 2 // the accepted status
 				c.passUntilSettled(t)
@@ -184,14 +194,15 @@ func TestSubmissionProtocol(t *testing.T) {
 		},
 		"a timeout after the request was written: a key resends and gets the first job": {
 			recovery: RecoverByKey, answers: []answer{{hang: true}, accepted},
-			script:       func(t *testing.T, c *caseRun) { c.passUntilSettled(t) },
+			script:       func(t *testing.T, c *caseRun) { t.Helper(); c.passUntilSettled(t) },
 			wantReceived: 2, wantJobs: 1, wantReason: v1alpha1.ReasonAccepted, wantTaskID: true,
 		},
 		"nothing listens: not an attempt, taken back and sent again once the vendor is up": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.vendor.down = true
-				res, err, _ := c.pass(t)
+				res, _, err := c.pass(t)
 				if err != nil || res.RetryAfter == 0 {
 					t.Fatalf("want a retry, got %v %v", res.RetryAfter, err)
 				}
@@ -211,12 +222,12 @@ func TestSubmissionProtocol(t *testing.T) {
 		},
 		"503 with a key: resent with the same key until accepted": {
 			recovery: RecoverByKey, answers: []answer{{status: 503, body: `busy %s`, noJob: true}, accepted},
-			script:       func(t *testing.T, c *caseRun) { c.passUntilSettled(t) },
+			script:       func(t *testing.T, c *caseRun) { t.Helper(); c.passUntilSettled(t) },
 			wantReceived: 2, wantJobs: 1, wantReason: v1alpha1.ReasonAccepted, wantTaskID: true,
 		},
 		"409 to a key: still working, asked again with the same key": {
 			recovery: RecoverByKey, answers: []answer{{hang: true}, {status: 409, body: `in progress %s`, noJob: true}, accepted},
-			script:       func(t *testing.T, c *caseRun) { c.passUntilSettled(t) },
+			script:       func(t *testing.T, c *caseRun) { t.Helper(); c.passUntilSettled(t) },
 			wantReceived: 3, wantJobs: 1, wantReason: v1alpha1.ReasonAccepted, wantTaskID: true,
 		},
 		"400: rejected, the task fails": {
@@ -224,7 +235,7 @@ func TestSubmissionProtocol(t *testing.T) {
 		},
 		"401: the vendor did not act; not an attempt, retried": {
 			answers:      []answer{{status: 401, body: `no %s`, noJob: true}, accepted},
-			script:       func(t *testing.T, c *caseRun) { c.passUntilSettled(t) },
+			script:       func(t *testing.T, c *caseRun) { t.Helper(); c.passUntilSettled(t) },
 			wantReceived: 2, wantJobs: 1, wantReason: v1alpha1.ReasonAccepted, wantTaskID: true,
 		},
 		"accepted without a readable ID: no key waits for a person": {
@@ -233,6 +244,7 @@ func TestSubmissionProtocol(t *testing.T) {
 		"kubectl replace after acceptance drops the annotations: restored, nothing sent": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.passUntilSettled(t)
 				c.store.edit(func(o *v1alpha1.AsyncTask) { o.Annotations = nil })
 				c.passUntilSettled(t)
@@ -245,6 +257,7 @@ func TestSubmissionProtocol(t *testing.T) {
 		"status lost after acceptance: restored from the annotation, nothing sent": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.passUntilSettled(t)
 				c.store.edit(func(o *v1alpha1.AsyncTask) { o.Status = v1alpha1.AsyncTaskStatus{ObservedGeneration: -1} })
 				c.passUntilSettled(t)
@@ -254,8 +267,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"status lost while the answer was not recorded: the annotation stops a second send": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.vendor.crashSend = true
-				c.pass(t)
+				_, _, _ = c.pass(t) // the crash, not the result, is the point
 				c.vendor.crashSend = false
 				c.store.edit(func(o *v1alpha1.AsyncTask) { o.Status = v1alpha1.AsyncTaskStatus{ObservedGeneration: -1} })
 				c.passUntilSettled(t)
@@ -268,8 +282,9 @@ func TestSubmissionProtocol(t *testing.T) {
 		"metadata lost while the answer was not recorded: the status stops a second send": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.vendor.crashSend = true
-				c.pass(t)
+				_, _, _ = c.pass(t) // the crash, not the result, is the point
 				c.vendor.crashSend = false
 				c.store.edit(func(o *v1alpha1.AsyncTask) { o.Annotations = nil })
 				c.passUntilSettled(t)
@@ -279,6 +294,7 @@ func TestSubmissionProtocol(t *testing.T) {
 		"a person adopts the job": {
 			answers: []answer{{hang: true}},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.passUntilSettled(t)
 				c.store.edit(func(o *v1alpha1.AsyncTask) { o.Annotations[v1alpha1.AnnotationResolve] = "adopt:job-1" })
 				c.passUntilSettled(t)
@@ -292,6 +308,7 @@ func TestSubmissionProtocol(t *testing.T) {
 		"a person resubmits: a new attempt with a new key": {
 			answers: []answer{{hang: true}, accepted},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.passUntilSettled(t)
 				c.store.edit(func(o *v1alpha1.AsyncTask) { o.Annotations[v1alpha1.AnnotationResolve] = "resubmit" })
 				c.passUntilSettled(t)
@@ -305,6 +322,7 @@ func TestSubmissionProtocol(t *testing.T) {
 		"a person abandons the job": {
 			answers: []answer{{hang: true}},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.passUntilSettled(t)
 				c.store.edit(func(o *v1alpha1.AsyncTask) { o.Annotations[v1alpha1.AnnotationResolve] = "abandon" })
 				c.passUntilSettled(t)
@@ -317,6 +335,7 @@ func TestSubmissionProtocol(t *testing.T) {
 		"a resolve annotation that is not one is removed, and nothing changes": {
 			answers: []answer{{hang: true}},
 			script: func(t *testing.T, c *caseRun) {
+				t.Helper()
 				c.passUntilSettled(t)
 				c.store.edit(func(o *v1alpha1.AsyncTask) { o.Annotations[v1alpha1.AnnotationResolve] = "adopt:" })
 				c.passUntilSettled(t)
@@ -329,7 +348,8 @@ func TestSubmissionProtocol(t *testing.T) {
 		"the task is deleted while its request is in flight: the answer finds no object, nothing more is sent": {
 			answers: []answer{accepted},
 			script: func(t *testing.T, c *caseRun) {
-				res, err, _ := runPassDeleting(t, c)
+				t.Helper()
+				res, _, err := runPassDeleting(t, c)
 				if err == nil || res.TaskID != "" {
 					t.Fatalf("want the deletion reported, got %v %v", res.TaskID, err)
 				}
@@ -371,7 +391,7 @@ func TestSubmissionProtocol(t *testing.T) {
 }
 
 // runPassDeleting runs a pass during which the task is deleted as soon as the vendor received the request.
-func runPassDeleting(t *testing.T, c *caseRun) (Result, error, string) {
+func runPassDeleting(t *testing.T, c *caseRun) (Result, string, error) {
 	t.Helper()
 	c.vendor.onReceive = func() {
 		c.store.mu.Lock()

@@ -92,7 +92,7 @@ func (q *Queue) Admit(key QueueKey, task *v1alpha1.AsyncTask, limit int32, tasks
 
 // before orders a queue: by creation, then by name for tasks created in the same second.
 func before(a, b *v1alpha1.AsyncTask) bool {
-	return cmp.Or(a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)) < 0
+	return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)) < 0
 }
 
 // Forget drops a task that finished or was deleted from every queue, freeing its place, and returns the
