@@ -234,6 +234,12 @@ const (
 	AnnotationResolve = "tasks.asynctask.dev/resolve"
 )
 
+// AnnotationRequestedAt asks for one poll now when set to a new value (by convention an RFC 3339 time, like
+// Flux's reconcile.fluxcd.io/requestedAt). The poll honours the backend's rate limit and worker shares but not
+// the task's interval or backoff; a finished task is not polled. The value handled is then in
+// status.lastHandledRequestedAt.
+const AnnotationRequestedAt = "tasks.asynctask.dev/requestedAt"
+
 // Values of AnnotationResolve.
 const (
 	ResolveAdoptPrefix = "adopt:"
@@ -351,6 +357,12 @@ type AsyncTaskStatus struct {
 	// LastProgressTime is when progress or vendorStatus last changed; progressDeadlineSeconds counts from it.
 	// +optional
 	LastProgressTime *metav1.Time `json:"lastProgressTime,omitempty"`
+
+	// LastHandledRequestedAt is the value of the tasks.asynctask.dev/requestedAt annotation whose poll this
+	// status holds, so that a client that asked for a poll can wait for it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
 
 	// ObservedGeneration is the generation this status describes; -1 until the operator first looked.
 	// +optional
