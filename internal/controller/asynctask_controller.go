@@ -89,8 +89,9 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 
 	r.schedule.place(task, func() time.Duration { return r.pollIntervalOf(ctx, task) }, now)
+	requested := pollRequested(ctx, task, now)
 	var polled *pollResult // nil when the task is not due: only its deadlines may change its status
-	if r.schedule.due(task, now) {
+	if requested != "" || r.schedule.due(task, now) {
 		result := r.poll(ctx, task)
 		if result.deferredFor > 0 {
 			// Not asked: the backend's rate limit or its share of the workers is used up. Still due.
@@ -107,6 +108,9 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	status := statusFromOutcome(task, outcome, resultNote, now)
+	if polled != nil && requested != "" {
+		status.LastHandledRequestedAt = requested
+	}
 	task, err = r.writeStatus(ctx, task, status)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -315,6 +319,13 @@ var resolveAnnotationSet = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent)
 	return v != "" && v != e.ObjectOld.GetAnnotations()[v1alpha1.AnnotationResolve]
 }}
 
+// requestedAtSet passes the update that sets or changes tasks.asynctask.dev/requestedAt: a request for a poll
+// now (annotations change no generation).
+var requestedAtSet = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	v := e.ObjectNew.GetAnnotations()[v1alpha1.AnnotationRequestedAt]
+	return v != "" && v != e.ObjectOld.GetAnnotations()[v1alpha1.AnnotationRequestedAt]
+}}
+
 // setupWithManager registers the reconciler. Tasks are reconciled when created or their spec changes (their
 // own status writes do not trigger a poll), and when a backend or Secret they depend on changes.
 func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *connector, workers int) error {
@@ -331,7 +342,7 @@ func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *conn
 	r.wake = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
-		For(&v1alpha1.AsyncTask{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, resolveAnnotationSet), unlessFinishedForGood)).
+		For(&v1alpha1.AsyncTask{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, resolveAnnotationSet, requestedAtSet), unlessFinishedForGood)).
 		Watches(&v1alpha1.TaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ClusterTaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),

@@ -101,17 +101,22 @@ func trimTask(obj any) (any, error) {
 	return task, nil
 }
 
-// operatorAnnotations keeps the tasks.asynctask.dev/ annotations of an unfinished task with spec.submit (the
-// submission's records and a person's resolution), and nothing else.
+// operatorAnnotations keeps the tasks.asynctask.dev/ annotations the operator acts on while a task is unfinished
+// (a request for a poll now; for a task with spec.submit also the submission's records and a person's
+// resolution), and nothing else.
 func operatorAnnotations(task *v1alpha1.AsyncTask) map[string]string {
-	if task.Spec.Submit == nil || task.Status.Phase.Finished() {
+	if task.Status.Phase.Finished() {
 		return nil
 	}
+	keys := []string{v1alpha1.AnnotationRequestedAt}
+	if task.Spec.Submit != nil {
+		keys = append(keys, v1alpha1.AnnotationSubmitAttempt, v1alpha1.AnnotationTaskID, v1alpha1.AnnotationResolve)
+	}
 	var kept map[string]string
-	for _, k := range []string{v1alpha1.AnnotationSubmitAttempt, v1alpha1.AnnotationTaskID, v1alpha1.AnnotationResolve} {
+	for _, k := range keys {
 		if v, ok := task.Annotations[k]; ok {
 			if kept == nil {
-				kept = make(map[string]string, 3)
+				kept = make(map[string]string, len(keys))
 			}
 			kept[k] = v
 		}

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"hash/fnv"
 	"math/rand/v2"
 	"sync"
@@ -8,6 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
@@ -133,6 +135,27 @@ func (s *scheduler) due(task *v1alpha1.AsyncTask, now time.Time) bool {
 		return false
 	}
 	return s.wait(task, now) == 0 || task.Status.ObservedGeneration != task.Generation
+}
+
+// maxRequestedAtLength is the longest tasks.asynctask.dev/requestedAt value honoured: status.lastHandledRequestedAt
+// holds at most this much, and a value it cannot hold would be asked for again on every pass.
+const maxRequestedAtLength = 256
+
+// pollRequested returns the value of tasks.asynctask.dev/requestedAt when it asks for a poll now: it differs
+// from status.lastHandledRequestedAt and the task is not past its activeDeadlineSeconds. A running task is then
+// polled at once, whatever its interval or backoff; the backend's rate limit and worker shares still apply
+// (see poll). "" when there is no such request.
+func pollRequested(ctx context.Context, task *v1alpha1.AsyncTask, now time.Time) string {
+	v := task.Annotations[v1alpha1.AnnotationRequestedAt]
+	if v == "" || v == task.Status.LastHandledRequestedAt || deadlineExceeded(task, now) {
+		return ""
+	}
+	if len(v) > maxRequestedAtLength {
+		log.FromContext(ctx).Info("Ignoring a poll request whose requestedAt value is too long",
+			"annotation", v1alpha1.AnnotationRequestedAt, "length", len(v), "max", maxRequestedAtLength)
+		return ""
+	}
+	return v
 }
 
 // record takes what a poll of the task found and returns the wait until the task's next poll: the interval
