@@ -34,7 +34,9 @@ func TestRequestedAtPollsARunningTaskOnceAtOnce(t *testing.T) {
 	running := func(progress int) vendorsim.Step { return vendorsim.Step{Phase: vendorsim.Running, Progress: progress} }
 	sim.AddTask(id, running(10), running(40), running(70))
 	createTask(t, ns, "long", "vrni", id)
-	waitForTask(t, ns, "long", func(g Gomega, task *v1alpha1.AsyncTask) { g.Expect(task.Status.Progress).To(HaveValue(BeEquivalentTo(10))) })
+	waitForTask(t, ns, "long", func(g Gomega, task *v1alpha1.AsyncTask) {
+		g.Expect(task.Status.Progress).To(HaveValue(BeEquivalentTo(10)))
+	})
 	g.Expect(sim.Polls(id)).To(Equal(1))
 
 	first := time.Now().UTC().Format(time.RFC3339Nano)
