@@ -87,7 +87,9 @@ It reads and writes only through the Kubernetes API, as you.`,
 
 // commands lists the subcommands; each file adds its own by name here.
 func commands(o *Options) []*cobra.Command {
-	return []*cobra.Command{}
+	return []*cobra.Command{
+		newTraceCommand(o),
+	}
 }
 
 // Scheme knows the AsyncTask kinds and Kubernetes' own.
