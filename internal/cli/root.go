@@ -89,6 +89,7 @@ It reads and writes only through the Kubernetes API, as you.`,
 func commands(o *Options) []*cobra.Command {
 	return []*cobra.Command{
 		newTraceCommand(o),
+		newRepollCommand(o),
 	}
 }
 
