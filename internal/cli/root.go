@@ -90,6 +90,7 @@ func commands(o *Options) []*cobra.Command {
 	return []*cobra.Command{
 		newTraceCommand(o),
 		newRepollCommand(o),
+		newResolveCommand(o),
 	}
 }
 
