@@ -91,6 +91,7 @@ func commands(o *Options) []*cobra.Command {
 		newTraceCommand(o),
 		newRepollCommand(o),
 		newResolveCommand(o),
+		newVersionCommand(o),
 	}
 }
 
