@@ -112,7 +112,7 @@ func runTests(m *testing.M) int {
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); <-done }() //nolint:errcheck // stopped on purpose: its error says only that
 	if k8s, err = client.New(cfg, client.Options{Scheme: Scheme()}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
