@@ -47,6 +47,9 @@ Exit codes: 0 when the task was shown, 3 when it does not exist or cannot be rea
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeTaskNames(o, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if events < 0 {
+				return fmt.Errorf("--events %d: want 0 or more", events)
+			}
 			c, err := o.Client()
 			if err != nil {
 				return err

@@ -274,3 +274,21 @@ func newSubmitTask(t *testing.T, ns, name string) *v1alpha1.AsyncTask {
 	must(t, k8s.Create(context.Background(), task))
 	return task
 }
+
+func TestWrapKeepsLinesWithinTheWidth(t *testing.T) {
+	for name, tc := range map[string]struct {
+		text  string
+		width int
+		want  []string
+	}{
+		"short":                  {text: "The task is running", width: 20, want: []string{"The task is running"}},
+		"at spaces":              {text: "one two three four", width: 9, want: []string{"one two", "three", "four"}},
+		"a word longer than one": {text: "see https://vendor.example.com/jobs/123 now", width: 10, want: []string{"see", "https://ve", "ndor.examp", "le.com/job", "s/123 now"}},
+		"control characters":     {text: "red\x1b[31m text\nand\ta bell\a", width: 40, want: []string{"red [31m text and a bell"}},
+		"empty":                  {text: "", width: 10, want: []string{""}},
+	} {
+		if got := wrap(tc.text, tc.width); !cmp.Equal(got, tc.want) {
+			t.Errorf("%s: wrap(%q, %d) = %q, want %q", name, tc.text, tc.width, got, tc.want)
+		}
+	}
+}
