@@ -112,7 +112,7 @@ func runTests(m *testing.M) int {
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); <-done }() //nolint:errcheck // stopped on purpose: its error says only that
 	if k8s, err = client.New(cfg, client.Options{Scheme: Scheme()}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -145,7 +145,7 @@ var namespaces atomic.Int32
 // progress) and a Traffic Ops backend "to" (reports none) at the simulator, polled every second.
 func newNamespace(t *testing.T) string {
 	t.Helper()
-	ns := fmt.Sprintf("cli-%d", namespaces.Add(1))
+	ns := fmt.Sprintf("cli-%03d", namespaces.Add(1)) // one width: golden output wraps the same whatever the order
 	ctx := context.Background()
 	must(t, k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "credentials"},

@@ -87,7 +87,12 @@ It reads and writes only through the Kubernetes API, as you.`,
 
 // commands lists the subcommands; each file adds its own by name here.
 func commands(o *Options) []*cobra.Command {
-	return []*cobra.Command{}
+	return []*cobra.Command{
+		newTraceCommand(o),
+		newRepollCommand(o),
+		newResolveCommand(o),
+		newVersionCommand(o),
+	}
 }
 
 // Scheme knows the AsyncTask kinds and Kubernetes' own.
