@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The krew part of a release: builds kubectl-asynctask for every platform of dist/krew/asynctask.yaml into
-# tar.gz archives (the binary at their root) and writes the release's version, the archives' URLs and their
+# tar.gz archives (the binary and LICENSE at their root) and writes the release's version, the archives' URLs and their
 # SHA-256 sums into the manifest. Then upload the archives to the GitHub release VERSION and submit the
 # manifest to kubernetes-sigs/krew-index.
 #
@@ -23,7 +23,8 @@ if [[ -z ${ARCHIVES:-} ]]; then
     [[ $os == windows ]] && exe+=.exe
     build=$(mktemp -d)
     CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath -ldflags='-s -w' -o "$build/$exe" ./cmd/kubectl-asynctask
-    tar -czf "$archives/kubectl-asynctask_${version}_${platform}.tar.gz" -C "$build" "$exe"
+    cp LICENSE "$build/" # krew-index asks for the licence inside each archive
+    tar -czf "$archives/kubectl-asynctask_${version}_${platform}.tar.gz" -C "$build" "$exe" LICENSE
     rm -rf "$build"
   done
 fi
