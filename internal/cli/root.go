@@ -88,6 +88,7 @@ It reads and writes only through the Kubernetes API, as you.`,
 // commands lists the subcommands; each file adds its own by name here.
 func commands(o *Options) []*cobra.Command {
 	return []*cobra.Command{
+		newGetCommand(o),
 		newTraceCommand(o),
 		newRepollCommand(o),
 		newResolveCommand(o),
