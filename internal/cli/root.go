@@ -89,6 +89,7 @@ It reads and writes only through the Kubernetes API, as you.`,
 func commands(o *Options) []*cobra.Command {
 	return []*cobra.Command{
 		newGetCommand(o),
+		newWaitCommand(o),
 		newTraceCommand(o),
 		newRepollCommand(o),
 		newResolveCommand(o),
