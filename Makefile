@@ -90,7 +90,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint and kube-api-linter (.golangci.yml) 
 	@for m in $(MODULES); do echo "golangci-lint ($$m)"; (cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc vet lint verify-manifests verify-installer verify-api-deps test-alerts ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
+test: $(CONTROL_PLANE) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp image runc tmux vet lint verify-manifests verify-installer verify-api-deps test-alerts ## Run every test on a local control plane built from source (first build of the tools: ~25 min on 2 cores).
 	go test $$(go list ./... | grep -v -e /internal/controller -e /test/install) -count=1 -timeout 20m
 	cd api && go test ./... -count=1
 	cd examples/waiter && go test ./... -count=1 -timeout 10m
@@ -303,6 +303,17 @@ runc:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc; }; \
 	else echo "runc is missing and cannot be installed here (not root or no apt-get): the image test will say so"; fi; }
+
+# tmux is the real terminal internal/cli's tests run the live views in. Installed from Debian when missing and we
+# are root; otherwise those tests skip (fail with CI=true) and say why.
+.PHONY: tmux
+tmux:
+	@command -v tmux >/dev/null || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing tmux (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; }; \
+	else echo "tmux is missing and cannot be installed here (not root or no apt-get): the terminal tests will say so"; fi; }
 
 .PHONY: tools
 tools: $(CONTROL_PLANE) $(CONTROLLER_GEN) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp ## Build every tool into bin/ (once; helm is the largest).
