@@ -191,6 +191,10 @@ run: manifests generate ## Run the operator against the cluster of your current 
 build: ## Build the manager binary.
 	go build -o $(BIN)/manager ./cmd
 
+.PHONY: cli
+cli: ## Build the command-line companion, bin/kubectl-asynctask (kubectl finds it on PATH as `kubectl asynctask`).
+	go build -o $(BIN)/kubectl-asynctask ./cmd/kubectl-asynctask
+
 .PHONY: image
 image: ## Build the image (IMG) for PLATFORMS without a container engine: bin/image/oci and bin/image/*.tar.
 	@for p in $(PLATFORMS); do \
