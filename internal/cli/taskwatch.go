@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -94,44 +95,82 @@ type taskEvent struct {
 // followTasks sends every change of the query's tasks after resourceVersion until ctx ends, from a watch: it
 // never polls. A watch the server closes (they expire after some minutes) is opened again from the last version
 // seen; when that version is too old (410 Gone) the tasks are listed again, and the list is sent as changes,
-// with deletions for tasks that vanished in between. It returns ctx's error, or why it could not go on.
+// with deletions for tasks that vanished in between. Errors that may pass (the network, the server busy) are
+// retried after a pause; it returns ctx's error, or why the tasks cannot be read.
 func followTasks(ctx context.Context, c client.WithWatch, q taskQuery, resourceVersion string, known []string,
 	send func(taskEvent)) error {
 	seen := map[string]bool{}
 	for _, key := range known {
 		seen[key] = true
 	}
+	pause := time.Duration(0)
 	for {
+		opened := time.Now()
 		err := watchFrom(ctx, c, q, &resourceVersion, seen, send)
+		ranAWhile := time.Since(opened) > maxWatchPause
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !expired(err) {
-			if err != nil {
-				return err
-			}
-			continue // the server ended the watch: open it again from the last version seen
+		if expired(err) {
+			err = relist(ctx, c, q, &resourceVersion, seen, send)
+		} else if err == nil && !ranAWhile {
+			err = errors.New("the watch ended at once")
 		}
-		tasks, _, rv, err := listTasks(ctx, c, q)
-		if err != nil {
+		if err == nil {
+			pause = 0
+			continue
+		}
+		if !transient(err) {
 			return err
 		}
-		listed := map[string]bool{}
-		for i := range tasks {
-			listed[taskKey(&tasks[i])] = true
-			seen[taskKey(&tasks[i])] = true
-			send(taskEvent{task: &tasks[i]})
+		// A watch that fails, or ends at once, is opened again after a pause that grows, so that a server or
+		// proxy in trouble is not asked again and again.
+		if ranAWhile {
+			pause = 0
 		}
-		for key := range seen {
-			if !listed[key] {
-				namespace, name, _ := strings.Cut(key, "/")
-				delete(seen, key)
-				send(taskEvent{task: &v1alpha1.AsyncTask{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}},
-					deleted: true})
-			}
+		pause = min(max(2*pause, time.Second), maxWatchPause)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
 		}
-		resourceVersion = rv
 	}
+}
+
+// maxWatchPause bounds the pause before a watch is opened again.
+const maxWatchPause = 30 * time.Second
+
+// transient reports whether an error may pass by itself: not one that says the tasks cannot be read (forbidden,
+// unauthorized, no such resource) or that the request is wrong.
+func transient(err error) bool {
+	return !apierrors.IsForbidden(err) && !apierrors.IsUnauthorized(err) && !apierrors.IsNotFound(err) &&
+		!apierrors.IsBadRequest(err) && !apierrors.IsInvalid(err) && !apierrors.IsMethodNotSupported(err)
+}
+
+// relist lists the query's tasks again after a watch expired, sends them as changes (and deletions for those
+// that vanished), and moves resourceVersion to the list's.
+func relist(ctx context.Context, c client.WithWatch, q taskQuery, resourceVersion *string, seen map[string]bool,
+	send func(taskEvent)) error {
+	tasks, _, rv, err := listTasks(ctx, c, q)
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for i := range tasks {
+		listed[taskKey(&tasks[i])] = true
+		seen[taskKey(&tasks[i])] = true
+		send(taskEvent{task: &tasks[i]})
+	}
+	for key := range seen {
+		if !listed[key] {
+			namespace, name, _ := strings.Cut(key, "/")
+			delete(seen, key)
+			send(taskEvent{task: &v1alpha1.AsyncTask{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}},
+				deleted: true})
+		}
+	}
+	*resourceVersion = rv
+	return nil
 }
 
 // watchFrom runs one watch from *resourceVersion, moving it on with each event (bookmarks included), until the
