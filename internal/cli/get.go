@@ -92,9 +92,11 @@ func (g *getOptions) run(ctx context.Context, names []string) error {
 			_, err = fmt.Fprintf(g.Streams.ErrOut, "No AsyncTasks found %s.\n", q.describe())
 			return err
 		}
-		tb := newTable(g.look().taskColumns(g.columns()))
-		tb.maxWidth = terminalWidth(out)
-		err = printLines(out, tb.lines(board.list(), now, true))
+		if len(tasks) > 0 || g.watch {
+			tb := newTable(g.look().taskColumns(g.columns()))
+			tb.maxWidth = terminalWidth(out)
+			err = printLines(out, tb.lines(board.list(), now, true))
+		}
 	}
 	if err != nil {
 		return err

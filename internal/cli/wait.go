@@ -94,35 +94,45 @@ func (w *waitOptions) run(ctx context.Context, names []string) error {
 		q.names = append(q.names, tasks[i].Name)
 	}
 
-	out := w.Streams.Out
-	var stopped error
-	switch done, _ := w.outcome(board); {
-	case done:
-		if !IsTerminal(out) {
-			err = w.printChanges(out, board.list(), now)
-		}
-	case IsTerminal(out):
-		view := newLiveView(board, newTable(terminalLook(out).taskColumns(columnSet{})), w.settled)
-		err = runLive(ctx, w.Streams.In, out, view, func(ctx context.Context, send func(taskEvent)) error {
-			return followTasks(ctx, c, q, resourceVersion, board.keys, send)
-		})
-		stopped = view.stopped
-	default:
-		stopped, err = w.followPlain(ctx, c, q, resourceVersion, board)
-	}
-	if err := w.printSummary(out, board); err != nil {
+	stopped, err := w.show(ctx, c, q, resourceVersion, board)
+	if err := w.printSummary(w.Streams.Out, board); err != nil {
 		return err
 	}
+	done, outcome := w.outcome(board)
 	switch {
-	case err != nil: // Ctrl-C, or the terminal failed
+	case err != nil: // Ctrl-C, or the output failed
 		return err
+	case done:
+		return outcome
 	case errors.Is(context.Cause(ctx), errTimedOut):
 		return w.timedOut(q, board)
-	case stopped != nil:
+	default:
 		return &ExitError{Code: ExitNotFound, Err: fmt.Errorf("watching AsyncTasks %s: %w", q.describe(), stopped)}
 	}
-	_, err = w.outcome(board)
-	return err
+}
+
+// show follows the tasks until the outcome is known, the time is up or the watch fails (stopped says why): a
+// live view on a terminal, lines for logs elsewhere. err is Ctrl-C's, or the output's.
+func (w *waitOptions) show(ctx context.Context, c client.WithWatch, q taskQuery, resourceVersion string,
+	board *taskBoard) (stopped, err error) {
+	out := w.Streams.Out
+	done, _ := w.outcome(board)
+	switch {
+	case done && IsTerminal(out): // the table the live view would have ended with
+		tb := newTable(terminalLook(out).taskColumns(columnSet{}))
+		tb.maxWidth = terminalWidth(out)
+		return nil, printLines(out, tb.lines(board.list(), time.Now(), true))
+	case done:
+		return nil, w.printChanges(out, board.list(), time.Now())
+	case IsTerminal(out):
+		view := newLiveView(board, newTable(terminalLook(out).taskColumns(columnSet{})), w.settled)
+		err := runLive(ctx, w.Streams.In, out, view, func(ctx context.Context, send func(taskEvent)) error {
+			return followTasks(ctx, c, q, resourceVersion, board.keys, send)
+		})
+		return view.stopped, err
+	default:
+		return w.followPlain(ctx, c, q, resourceVersion, board)
+	}
 }
 
 func (w *waitOptions) query(names []string) (taskQuery, error) {
