@@ -287,37 +287,32 @@ $(SCHEMAS)/.stamp: hack/kubeconform/schemas/main.go hack/controlplane/go.mod $(w
 		-crds ../../config/crd/bases -out $(SCHEMAS)
 	touch $@
 
-# promtool (test-alerts) comes with Debian's prometheus package: installed when missing and we are root (~45 s).
+# apt-install installs Debian package $(2) for command $(1) when the command is missing and we are root; when it
+# cannot, it runs $(3) (exit 1 where nothing works without the command; true where the tests skip and say why).
+define apt-install
+@command -v $(1) >/dev/null || { \
+if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	echo "Installing $(1) (apt-get install $(2))"; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2) >/dev/null 2>&1 || \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2); }; \
+else echo "$(1) is missing and cannot be installed here (not root or no apt-get)"; $(3); fi; }
+endef
+
+# promtool (test-alerts) comes with Debian's prometheus package (~45 s).
 .PHONY: promtool
 promtool:
-	@command -v promtool >/dev/null || { \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing promtool (apt-get install prometheus)"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }; \
-	else echo "promtool is missing and cannot be installed here (not root or no apt-get)"; exit 1; fi; }
+	$(call apt-install,promtool,prometheus,exit 1)
 
-# runc runs the image in test/install. Installed from Debian when missing and we are root; otherwise that
-# test skips (fails with CI=true) and says why.
+# runc runs the image in test/install; without it that test skips (fails with CI=true) and says why.
 .PHONY: runc
 runc:
-	@command -v runc >/dev/null || { \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing runc (apt-get)"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc; }; \
-	else echo "runc is missing and cannot be installed here (not root or no apt-get): the image test will say so"; fi; }
+	$(call apt-install,runc,runc,true)
 
-# tmux is the real terminal internal/cli's tests run the live views in. Installed from Debian when missing and we
-# are root; otherwise those tests skip (fail with CI=true) and say why.
+# tmux is the real terminal internal/cli's tests run the live views in; without it those tests skip (fail with
+# CI=true) and say why.
 .PHONY: tmux
 tmux:
-	@command -v tmux >/dev/null || { \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing tmux (apt-get)"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; }; \
-	else echo "tmux is missing and cannot be installed here (not root or no apt-get): the terminal tests will say so"; fi; }
+	$(call apt-install,tmux,tmux,true)
 
 .PHONY: tools
 tools: $(CONTROL_PLANE) $(CONTROLLER_GEN) $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(SCHEMAS)/.stamp ## Build every tool into bin/ (once; helm is the largest).
