@@ -193,7 +193,7 @@ build: ## Build the manager binary.
 
 .PHONY: cli
 cli: ## Build the command-line companion, bin/kubectl-asynctask (kubectl finds it on PATH as `kubectl asynctask`).
-	go build -o $(BIN)/kubectl-asynctask ./cmd/kubectl-asynctask
+	go build -buildvcs=auto -o $(BIN)/kubectl-asynctask ./cmd/kubectl-asynctask
 
 .PHONY: image
 image: ## Build the image (IMG) for PLATFORMS without a container engine: bin/image/oci and bin/image/*.tar.

@@ -22,7 +22,7 @@ if [[ -z ${ARCHIVES:-} ]]; then
     os=${platform%_*} arch=${platform#*_} exe=kubectl-asynctask
     [[ $os == windows ]] && exe+=.exe
     build=$(mktemp -d)
-    CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath -ldflags='-s -w' -o "$build/$exe" ./cmd/kubectl-asynctask
+    CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -buildvcs=auto -trimpath -ldflags='-s -w' -o "$build/$exe" ./cmd/kubectl-asynctask
     cp LICENSE "$build/" # krew-index asks for the licence inside each archive
     tar -czf "$archives/kubectl-asynctask_${version}_${platform}.tar.gz" -C "$build" "$exe" LICENSE
     rm -rf "$build"
