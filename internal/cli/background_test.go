@@ -54,14 +54,9 @@ func start(ctx context.Context, args ...string) *background {
 // waitForOutput polls (bounded) until the command has printed want.
 func (b *background) waitForOutput(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(b.stdout.String(), want) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("the command did not print %q within 30s; stdout:\n%s\nstderr:\n%s", want, b.stdout, b.stderr)
+	eventually(t, func() bool { return strings.Contains(b.stdout.String(), want) }, func() string {
+		return fmt.Sprintf("the command did not print %q; stdout:\n%s\nstderr:\n%s", want, b.stdout, b.stderr)
+	})
 }
 
 // result waits (bounded) for the command to return.

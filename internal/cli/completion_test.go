@@ -105,17 +105,12 @@ func TestKubectlCompletesThePluginThroughItsScript(t *testing.T) {
 	must(t, err)
 	kubectl := filepath.Join(root, "bin", "kubectl")
 	if _, err := os.Stat(kubectl); err != nil {
-		t.Skip("no bin/kubectl (make test builds it)")
+		t.Fatalf("no bin/kubectl: it is built with the control plane (make test, make controlplane): %v", err)
 	}
 	ns := newNamespace(t)
 	newTask(t, ns, "import-orders", "to", vendorsim.Step{Phase: vendorsim.Running})
 
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-asynctask"), "./cmd/kubectl-asynctask")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := filepath.Dir(pluginBinary(t))
 	// kubectl drops its own flags before it calls the script: the kubeconfig comes from the environment.
 	cmd := exec.Command(kubectl, "__complete", "asynctask", "trace", "-n", ns, "")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig,

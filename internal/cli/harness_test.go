@@ -2,9 +2,14 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -26,13 +31,39 @@ func TestHarnessPollsTasks(t *testing.T) {
 func waitFor(t *testing.T, task *v1alpha1.AsyncTask, ok func(*v1alpha1.AsyncTask) bool) *v1alpha1.AsyncTask {
 	t.Helper()
 	got := &v1alpha1.AsyncTask{}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(task), got); err == nil && ok(got) {
-			return got
+	eventually(t, func() bool {
+		return k8s.Get(context.Background(), client.ObjectKeyFromObject(task), got) == nil && ok(got)
+	}, func() string { return fmt.Sprintf("task %s: condition not met; status %+v", task.Name, got.Status) })
+	return got
+}
+
+// eventually polls cond until it holds, with gomega's Eventually: every 100 ms, for at most 30 s. describe
+// says, on failure, what was awaited and what was seen.
+func eventually(t *testing.T, cond func() bool, describe func() string) {
+	t.Helper()
+	NewWithT(t).Eventually(cond).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), describe)
+}
+
+var (
+	buildOnce   sync.Once
+	builtBinary string
+	buildErr    error
+)
+
+// pluginBinary builds kubectl-asynctask once for the package's tests that run it as a process (in a terminal,
+// or called by kubectl), and returns its path.
+func pluginBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		builtBinary = filepath.Join(testDir, "kubectl-asynctask")
+		build := exec.Command("go", "build", "-o", builtBinary, "./cmd/kubectl-asynctask")
+		build.Dir = filepath.Join("..", "..")
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
-		time.Sleep(100 * time.Millisecond)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	t.Fatalf("task %s: condition not met within 30s; status %+v", task.Name, got.Status)
-	return nil
+	return builtBinary
 }

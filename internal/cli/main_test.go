@@ -32,6 +32,8 @@ var (
 	sim        *vendorsim.Simulator
 	simURL     string
 	kubeconfig string
+	// testDir holds the kubeconfig and the built binary; removed when the tests end.
+	testDir string
 )
 
 const (
@@ -59,12 +61,12 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
-	dir, err := os.MkdirTemp("", "cli-test-")
+	testDir, err = os.MkdirTemp("", "cli-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
+	defer func() { _ = os.RemoveAll(testDir) }()
 	user, err := env.AddUser(envtest.User{Name: "cli-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -75,7 +77,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	kubeconfig = filepath.Join(dir, "kubeconfig")
+	kubeconfig = filepath.Join(testDir, "kubeconfig")
 	if err := os.WriteFile(kubeconfig, raw, 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

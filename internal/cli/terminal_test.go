@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/test/vendorsim"
@@ -35,13 +34,8 @@ func newTerminal(t *testing.T, args ...string) *terminal {
 		}
 		t.Skip("tmux is not installed (make test installs it with apt-get when it can)")
 	}
+	binary := pluginBinary(t)
 	dir := t.TempDir()
-	binary := filepath.Join(dir, "kubectl-asynctask")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/kubectl-asynctask")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	term := &terminal{socket: filepath.Join(dir, "tmux.sock"), exitFile: filepath.Join(dir, "exit")}
 	command := fmt.Sprintf("KUBECONFIG=%s %s %s; echo $? > %s; exec cat", kubeconfig, binary, strings.Join(args, " "),
 		term.exitFile)
@@ -68,15 +62,9 @@ func (term *terminal) screen(t *testing.T) string {
 func (term *terminal) waitForScreen(t *testing.T, what string, ok func(screen string) bool) string {
 	t.Helper()
 	var screen string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if screen = term.screen(t); ok(screen) {
-			return screen
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("the screen did not show %s within 30s; it shows:\n%s", what, screen)
-	return ""
+	eventually(t, func() bool { screen = term.screen(t); return ok(screen) },
+		func() string { return fmt.Sprintf("the screen did not show %s; it shows:\n%s", what, screen) })
+	return screen
 }
 
 func (term *terminal) sendKeys(t *testing.T, keys ...string) {
@@ -89,17 +77,15 @@ func (term *terminal) sendKeys(t *testing.T, keys ...string) {
 // exitCode waits (bounded) for the command to end and returns its exit code.
 func (term *terminal) exitCode(t *testing.T) int {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if data, err := os.ReadFile(term.exitFile); err == nil && strings.HasSuffix(string(data), "\n") {
-			code, err := strconv.Atoi(strings.TrimSpace(string(data)))
-			must(t, err)
-			return code
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("the command did not end within 30s; the screen shows:\n%s", term.screen(t))
-	return 0
+	var data []byte
+	eventually(t, func() bool {
+		var err error
+		data, err = os.ReadFile(term.exitFile)
+		return err == nil && strings.HasSuffix(string(data), "\n")
+	}, func() string { return "the command did not end; the screen shows:\n" + term.screen(t) })
+	code, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	must(t, err)
+	return code
 }
 
 // row is the line of the screen that shows task name, or "" when there is none or more than one.

@@ -71,24 +71,11 @@ func expectWidth(t *testing.T, out string) {
 	}
 }
 
-// eventually polls cond (bounded) until it holds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within 30s", what)
-}
-
 // eventsRecorded waits until the object has an event with each reason: the operator records events in the
 // background, after the status write a test waits for.
 func eventsRecorded(t *testing.T, ns, kind, name string, reasons ...string) {
 	t.Helper()
-	eventually(t, kind+" "+name+" events "+strings.Join(reasons, ", "), func() bool {
+	eventually(t, func() bool {
 		list := &eventsv1.EventList{}
 		if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
 			return false
@@ -105,13 +92,13 @@ func eventsRecorded(t *testing.T, ns, kind, name string, reasons ...string) {
 			}
 		}
 		return true
-	})
+	}, func() string { return kind + " " + name + " events " + strings.Join(reasons, ", ") })
 }
 
 // backendReady waits until a backend's Ready condition has the reason.
 func backendReady(t *testing.T, backend client.Object, reason string) {
 	t.Helper()
-	eventually(t, backend.GetName()+" Ready "+reason, func() bool {
+	eventually(t, func() bool {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(backend), backend); err != nil {
 			return false
 		}
@@ -128,7 +115,7 @@ func backendReady(t *testing.T, backend client.Object, reason string) {
 			}
 		}
 		return false
-	})
+	}, func() string { return backend.GetName() + " Ready " + reason })
 }
 
 func TestTraceShowsARunningTaskItsBackendAndCredentials(t *testing.T) {
@@ -221,10 +208,10 @@ func TestTraceSaysWhatItCannotRead(t *testing.T) {
 		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}}))
 
 	var res result
-	eventually(t, "the Role in force", func() bool {
+	eventually(t, func() bool {
 		res = run(ctx, "trace", "import", "-n", ns, "--as", user)
 		return res.code == ExitOK
-	})
+	}, func() string { return "the Role in force" })
 	if !regexp.MustCompile(`(?m)^Credentials Secret ` + ns + `/credentials\n  Secret: +cannot read \(forbidden\)$`).MatchString(res.stdout) {
 		t.Errorf("the Secret is not shown as forbidden:\n%s", res.stdout)
 	}

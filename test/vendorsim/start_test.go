@@ -3,7 +3,6 @@ package vendorsim
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/onsi/gomega"
 
 	"github.com/asynctask-operator/asynctask-operator/internal/backend/apigateway/aksk"
 )
@@ -425,13 +426,10 @@ func TestMaxRunningJobsCountsOverlapsOfTimedJobs(t *testing.T) {
 			defer func() { <-sem }()
 			r := c.must("POST", "/generic/v1/jobs", jsonHeader("Authorization", "Bearer tok"), []byte(genericBody))
 			id := field(t, r.body, "id")
-			for {
+			waitFor(t, func() bool {
 				p := c.must("GET", "/generic/v1/jobs/"+id, http.Header{"Authorization": {"Bearer tok"}}, nil)
-				if field(t, p.body, "status") == "succeeded" {
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				return field(t, p.body, "status") == "succeeded"
+			})
 		})
 	}
 	wg.Wait()
@@ -455,13 +453,8 @@ func TestInjectStartFaultsRefusesAnAmbiguousFault(t *testing.T) {
 	New(testCreds).InjectStartFaults("", 1, Fault{Hang: true, Reset: true})
 }
 
+// waitFor polls cond with gomega's Eventually, every 5 ms for at most 5 s, until it holds.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(errors.New("condition not met within 5s"))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	NewWithT(t).Eventually(cond).WithTimeout(5 * time.Second).WithPolling(5 * time.Millisecond).Should(BeTrue())
 }
