@@ -8,9 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -56,64 +54,42 @@ func patchAnnotation(ctx context.Context, c client.Client, task *v1alpha1.AsyncT
 // errTaskDeleted is what watchTask returns when the task is deleted while it waits.
 var errTaskDeleted = errors.New("the task was deleted")
 
-// watchTask waits, from a watch, until done holds for the task, and returns the task as it then is. It reads
-// the task first and again whenever the watch ends, so no change is missed. ctx bounds the wait.
+// watchTask waits until done holds for the task, and returns the task as it then is. It lists the task and
+// follows it with followTasks, the watch get -w and wait use (opened again when it ends, the task listed again
+// when its version expired). ctx bounds the wait.
 func watchTask(ctx context.Context, c client.WithWatch, key client.ObjectKey, done func(*v1alpha1.AsyncTask) bool) (*v1alpha1.AsyncTask, error) {
-	for {
-		task := &v1alpha1.AsyncTask{}
-		if err := c.Get(ctx, key, task); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, errTaskDeleted
-			}
-			return nil, err
-		}
-		if done(task) {
-			return task, nil
-		}
-		w, err := c.Watch(ctx, &v1alpha1.AsyncTaskList{}, client.InNamespace(key.Namespace),
-			client.MatchingFields{"metadata.name": key.Name},
-			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: task.ResourceVersion}})
-		if err != nil {
-			return nil, err
-		}
-		got, err := untilDone(ctx, w, done)
-		w.Stop()
-		if got != nil || err != nil {
-			return got, err
-		}
-		// The watch ended (a server timeout or an expired resourceVersion): read the task again and go on.
+	q := taskQuery{namespace: key.Namespace, names: []string{key.Name}}
+	tasks, missing, resourceVersion, err := listTasks(ctx, c, q)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(missing) > 0:
+		return nil, errTaskDeleted
+	case done(&tasks[0]):
+		return &tasks[0], nil
 	}
-}
-
-// untilDone reads the watch until done holds (the task), the task is deleted, ctx ends, or the watch ends
-// (nil, nil).
-func untilDone(ctx context.Context, w watch.Interface, done func(*v1alpha1.AsyncTask) bool) (*v1alpha1.AsyncTask, error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return nil, nil
-			}
-			switch ev.Type {
-			case watch.Deleted:
-				return nil, errTaskDeleted
-			case watch.Added, watch.Modified:
-				if task, ok := ev.Object.(*v1alpha1.AsyncTask); ok && done(task) {
-					return task, nil
-				}
-			case watch.Error:
-				return nil, nil
-			}
+	watchCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var got *v1alpha1.AsyncTask
+	deleted := false
+	err = followTasks(watchCtx, c, q, resourceVersion, []string{taskKey(&tasks[0])}, func(ev taskEvent) {
+		switch {
+		case got != nil || deleted: // stopping; an event already read may still come
+		case ev.deleted:
+			deleted = true
+			stop()
+		case done(ev.task):
+			got = ev.task
+			stop()
 		}
+	})
+	switch {
+	case got != nil:
+		return got, nil
+	case deleted:
+		return nil, errTaskDeleted
 	}
-}
-
-// isFinished reports whether the task has ended: its Finished condition, or its phase for a status written
-// without conditions.
-func isFinished(task *v1alpha1.AsyncTask) bool {
-	return task.IsFinished() || task.Status.Phase.Finished()
+	return nil, err
 }
 
 // timeoutError is the ExitTimeout a command returns when the operator did not act within its --timeout.
@@ -132,7 +108,7 @@ func stateLine(task *v1alpha1.AsyncTask) string {
 		line += fmt.Sprintf(" %d%%", *task.Status.Progress)
 	}
 	if task.Status.Message != "" {
-		line += ": " + task.Status.Message
+		line += ": " + oneLine(task.Status.Message) // vendor text: no control characters reach the terminal
 	}
 	return line
 }

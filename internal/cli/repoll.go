@@ -105,7 +105,7 @@ func repoll(ctx context.Context, o *Options, opts *repollOptions, names []string
 	defer cancel()
 	for _, task := range asked {
 		got, err := watchTask(waitCtx, c, client.ObjectKeyFromObject(task), func(t *v1alpha1.AsyncTask) bool {
-			return t.Status.LastHandledRequestedAt == value || isFinished(t)
+			return t.Status.LastHandledRequestedAt == value || t.IsFinished()
 		})
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
@@ -148,7 +148,7 @@ func tasksWord(n int) string {
 
 // notPolled says why the operator will not poll the task, or "" when it will.
 func notPolled(task *v1alpha1.AsyncTask) string {
-	if isFinished(task) {
+	if task.IsFinished() {
 		return fmt.Sprintf("finished (%s)", task.Status.Phase)
 	}
 	if task.Spec.Submit != nil && !task.SubmitAccepted() {
@@ -173,7 +173,7 @@ func unfinishedTasks(ctx context.Context, c client.Client, ns string, allNamespa
 	}
 	var out []*v1alpha1.AsyncTask
 	for i := range list.Items {
-		if !isFinished(&list.Items[i]) {
+		if !list.Items[i].IsFinished() {
 			out = append(out, &list.Items[i])
 		}
 	}

@@ -5,8 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
@@ -64,7 +66,7 @@ func TestRepollPollsOnceAndPrintsTheNewState(t *testing.T) {
 func TestRepollLeavesFinishedTasksAlone(t *testing.T) {
 	ns := newNamespace(t)
 	task := newTask(t, ns, "done", "to", vendorsim.Step{Phase: vendorsim.Succeeded})
-	waitFor(t, task, isFinished)
+	waitFor(t, task, (*v1alpha1.AsyncTask).IsFinished)
 
 	res := run(context.Background(), "repoll", "done", "-n", ns)
 	if res.code != ExitOK || res.stdout != "done: finished (Succeeded), not polled\n" {
@@ -85,7 +87,7 @@ func TestRepollAllAsksForEveryUnfinishedTask(t *testing.T) {
 	done := newTask(t, ns, "done", "to", vendorsim.Step{Phase: vendorsim.Succeeded})
 	waitFor(t, a, hasProgress(10))
 	waitFor(t, b, hasProgress(50))
-	waitFor(t, done, isFinished)
+	waitFor(t, done, (*v1alpha1.AsyncTask).IsFinished)
 
 	res := run(context.Background(), "repoll", "--all", "-n", ns)
 	if res.code != ExitOK {
@@ -134,7 +136,7 @@ func TestRepollTimesOutWhenTheOperatorDoesNotPoll(t *testing.T) {
 	newHourlyBackend(t, ns)
 	// The vendor holds its answer for an hour: the operator's first poll is still waiting when repoll asks.
 	task := newTask(t, ns, "stuck", "hourly", vendorsim.Step{Phase: vendorsim.Running, Delay: time.Hour})
-	eventually(t, "the first poll", func() bool { return sim.Polls(task.Spec.TaskID) == 1 })
+	eventually(t, func() bool { return sim.Polls(task.Spec.TaskID) == 1 }, func() string { return "the first poll" })
 
 	res := run(context.Background(), "repoll", "stuck", "-n", ns, "--timeout", "1s")
 	if res.code != ExitTimeout || res.stdout != "stuck: not polled within 1s\n" ||
@@ -154,5 +156,18 @@ func TestRepollSkipsATaskWaitingForAPerson(t *testing.T) {
 	res := run(context.Background(), "repoll", "render", "-n", ns)
 	if res.code != ExitOK || res.stdout != "render: job not started (SubmitOutcomeUnknown), not polled\n" {
 		t.Errorf("exit %d, stdout %q", res.code, res.stdout)
+	}
+}
+
+// repoll and resolve print a task's state; a vendor's message must not drive the terminal.
+func TestStateLineKeepsVendorControlCharactersOut(t *testing.T) {
+	task := &v1alpha1.AsyncTask{Status: v1alpha1.AsyncTaskStatus{Phase: v1alpha1.TaskPhaseRunning,
+		Progress: ptr.To[int32](40), Message: "copying\x1b[2J\x1b[31m done\r\nnext"}}
+	got := stateLine(task)
+	if strings.ContainsFunc(got, unicode.IsControl) {
+		t.Fatalf("stateLine = %q: holds control characters", got)
+	}
+	if want := "Running 40%: copying [2J [31m done  next"; got != want {
+		t.Fatalf("stateLine = %q, want %q", got, want)
 	}
 }

@@ -116,7 +116,7 @@ func resolved(task *v1alpha1.AsyncTask, before int32) bool {
 	if _, pending := task.Annotations[v1alpha1.AnnotationResolve]; pending {
 		return false
 	}
-	if isFinished(task) {
+	if task.IsFinished() {
 		return true
 	}
 	c := task.SubmittedCondition()
@@ -147,7 +147,7 @@ func submissionState(task *v1alpha1.AsyncTask) string {
 		return "the operator has not looked at it yet"
 	}
 	state := fmt.Sprintf("Submitted is %s (%s)", c.Status, c.Reason)
-	if isFinished(task) {
+	if task.IsFinished() {
 		state += fmt.Sprintf(", and the task is finished (%s)", task.Status.Phase)
 	}
 	return state

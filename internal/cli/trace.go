@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -487,7 +486,7 @@ func (p *tracePrinter) heading(format string, args ...any) {
 		p.blank()
 	}
 	p.started = true
-	fmt.Fprintln(p.w, clean(fmt.Sprintf(format, args...)))
+	fmt.Fprintln(p.w, oneLine(fmt.Sprintf(format, args...)))
 }
 
 func (p *tracePrinter) blank() { fmt.Fprintln(p.w) }
@@ -510,7 +509,7 @@ func (p *tracePrinter) continued(value string) {
 
 // line prints one line of a section as it is (it is short), indented.
 func (p *tracePrinter) line(s string) {
-	fmt.Fprintf(p.w, "  %s\n", clean(s))
+	fmt.Fprintf(p.w, "  %s\n", oneLine(s))
 }
 
 // wrapped prints text wrapped at traceWidth, indented.
@@ -561,7 +560,7 @@ func (p *tracePrinter) ago(t time.Time) string {
 func wrap(text string, width int) []string {
 	var lines []string
 	var line []rune
-	for _, word := range strings.Fields(clean(text)) {
+	for _, word := range strings.Fields(oneLine(text)) {
 		w := []rune(word)
 		for len(w) > width {
 			if len(line) > 0 {
@@ -586,16 +585,6 @@ func wrap(text string, width int) []string {
 		lines = append(lines, string(line))
 	}
 	return lines
-}
-
-// clean replaces control characters, which could move a terminal's cursor or colour it, with spaces.
-func clean(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
 }
 
 func orNone(s string) string {
