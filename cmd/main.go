@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"os"
@@ -28,6 +29,8 @@ func main() {
 		secureMetrics  bool
 		leaderElection bool
 		leaderElectNS  string
+		sharding       string
+		leases         leaseTimings
 		watchNS        string
 		operatorOpts   controller.Options
 		network        networkFlags
@@ -36,9 +39,13 @@ func main() {
 		"e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
-	flag.BoolVar(&leaderElection, "leader-elect", false, "Elect a leader, so that only one replica polls at a time.")
-	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; "+
-		"the pod's own when empty. Needed with --leader-elect outside a cluster.")
+	flag.BoolVar(&leaderElection, "leader-elect", false, "With --sharding=leader: elect a leader, so that only one replica polls at a time.")
+	flag.StringVar(&sharding, "sharding", "leader", "How replicas share the work: leader (one replica works, "+
+		"the others wait for its Lease: see --leader-elect) or ring (every replica holds a Lease of its own and works "+
+		"on the tasks a consistent-hash ring over the live replicas gives it).")
+	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease, or of "+
+		"the ring's Leases; the pod's own when empty. Needed with --leader-elect or --sharding=ring outside a cluster.")
+	leases.bind(flag.CommandLine)
 	flag.StringVar(&watchNS, "watch-namespaces", "", "Comma-separated namespaces whose AsyncTasks, TaskBackends and "+
 		"Secrets the operator watches (include the namespaces ClusterTaskBackends take Secrets from); all when empty.")
 	flag.IntVar(&operatorOpts.Workers, "workers", 16, "How many tasks are polled at once.")
@@ -74,12 +81,28 @@ func main() {
 	}
 	mgrOptions.Metrics = metricsOptions
 	mgrOptions.HealthProbeBindAddress = probeAddr
-	mgrOptions.LeaderElection = leaderElection
-	mgrOptions.LeaderElectionNamespace = leaderElectNS
-	// Each shard elects its own leader.
-	mgrOptions.LeaderElectionID = strings.Trim("asynctask-operator-"+operatorOpts.Shard, "-") + ".tasks.asynctask.dev"
-	mgrOptions.LeaderElectionReleaseOnCancel = true
 	cfg := ctrl.GetConfigOrDie()
+	switch sharding {
+	case "leader":
+		mgrOptions.LeaderElection = leaderElection
+		mgrOptions.LeaderElectionNamespace = leaderElectNS
+		// Each shard elects its own leader.
+		mgrOptions.LeaderElectionID = strings.Trim("asynctask-operator-"+operatorOpts.Shard, "-") + ".tasks.asynctask.dev"
+		mgrOptions.LeaderElectionReleaseOnCancel = true
+		mgrOptions.LeaseDuration, mgrOptions.RenewDeadline, mgrOptions.RetryPeriod = &leases.duration, &leases.renewDeadline, &leases.retryPeriod
+	case "ring":
+		if leaderElection {
+			setupLog.Error(nil, "Invalid flags: --leader-elect elects one working replica; --sharding=ring makes every replica work. Choose one.")
+			os.Exit(1)
+		}
+		if operatorOpts.Ring, err = newRing(cfg, leaderElectNS, operatorOpts.Shard, leases, ctrl.Log.WithName("ring")); err != nil {
+			setupLog.Error(err, "Invalid flags")
+			os.Exit(1)
+		}
+	default:
+		setupLog.Error(nil, "Invalid flags: --sharding must be leader or ring", "sharding", sharding)
+		os.Exit(1)
+	}
 	if operatorOpts.TaskBackendNetwork, operatorOpts.ClusterTaskBackendNetwork, err = network.policies(cfg, mgrOptions.Scheme, setupLog); err != nil {
 		setupLog.Error(err, "Invalid flags")
 		os.Exit(1)
@@ -97,7 +120,24 @@ func main() {
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 	setupLog.Info("Starting the manager")
-	if err := mgr.Start(ctx); err != nil {
+	// The ring member's Lease outlives the manager: on SIGTERM the controllers stop polling first, and only then
+	// is the Lease released, so that the others never poll a task while this replica still does.
+	ringStopped := make(chan struct{})
+	ringCtx, stopRing := context.WithCancel(context.Background())
+	go func() {
+		defer close(ringStopped)
+		if operatorOpts.Ring == nil {
+			return
+		}
+		if err := operatorOpts.Ring.Run(ringCtx); err != nil {
+			setupLog.Error(err, "Ring membership stopped with an error")
+			os.Exit(1)
+		}
+	}()
+	err = mgr.Start(ctx)
+	stopRing()
+	<-ringStopped
+	if err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
 	}

@@ -47,6 +47,9 @@ type AsyncTaskReconciler struct {
 	// submitter runs the submission protocol of tasks with spec.submit; queue holds their operations' places.
 	submitter *submit.Submitter
 	queue     *submit.Queue
+	// ring says which tasks this replica works on; gained queues those the ring gives it.
+	ring   ownership
+	gained handoverQueue
 }
 
 // +kubebuilder:rbac:groups=tasks.asynctask.dev,resources=asynctasks,verbs=get;list;watch;update;patch;delete
@@ -68,13 +71,26 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	now := r.clock.Now()
+	owned := r.ownsTask(ctx, task)
 	if !task.DeletionTimestamp.IsZero() || task.Status.Phase.Finished() {
-		// A finished task is never polled again; it may only be due for deletion.
+		// A finished task is never polled again; it may only be due for deletion, by its owner. Every replica
+		// frees its place in the queue: the backend's owner may start the next job.
 		r.schedule.forget(req.NamespacedName, task.UID)
 		if task.Spec.Submit != nil || !task.DeletionTimestamp.IsZero() {
 			r.forgetSubmission(ctx, task)
 		}
+		if !owned {
+			return ctrl.Result{}, nil
+		}
 		return r.deleteAfterTTL(ctx, task, now)
+	}
+	if !owned {
+		r.schedule.forget(req.NamespacedName, task.UID)
+		return ctrl.Result{}, nil
+	}
+	if wait := r.ring.settledAt().Sub(now); wait > 0 && !r.schedule.placed(req.NamespacedName, task.UID) {
+		// Gained by the ring's last change: the replica that had it may not know yet.
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	if r.schedule.isFinished(req.NamespacedName, task.UID) {
 		// Finished here, but the cache has not seen that status yet: look again soon, for its TTL.
@@ -86,6 +102,9 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			return result, err
 		}
 		task = started
+		if !r.ownsTask(ctx, task) {
+			return ctrl.Result{}, nil // tracked now, by the replica the task's own UID belongs to
+		}
 	}
 
 	r.schedule.place(task, func() time.Duration { return r.pollIntervalOf(ctx, task) }, now)
@@ -326,6 +345,18 @@ var requestedAtSet = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool 
 	return v != "" && v != e.ObjectOld.GetAnnotations()[v1alpha1.AnnotationRequestedAt]
 }}
 
+// submissionEnded passes the status update that starts tracking a submitted job or finishes a task with
+// spec.submit: with a ring, the replica that started the job is not the one that tracks it, and a finished
+// job frees a place in its operation's queue, which the backend's owner runs.
+var submissionEnded = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	before, ok1 := e.ObjectOld.(*v1alpha1.AsyncTask)
+	after, ok2 := e.ObjectNew.(*v1alpha1.AsyncTask)
+	if !ok1 || !ok2 || after.Spec.Submit == nil {
+		return false
+	}
+	return after.Status.Phase.Finished() && !before.Status.Phase.Finished() || tracking(after) && !tracking(before)
+}}
+
 // setupWithManager registers the reconciler. Tasks are reconciled when created or their spec changes (their
 // own status writes do not trigger a poll), and when a backend or Secret they depend on changes.
 func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *connector, workers int) error {
@@ -334,15 +365,21 @@ func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *conn
 		r.clock = clock.RealClock{}
 	}
 	r.schedule = newScheduler()
+	r.schedule.onPhase = r.ring.enabled()
 	r.queue = submit.NewQueue()
 	r.submitter = &submit.Submitter{Store: &taskStore{client: mgr.GetClient(), reader: mgr.GetAPIReader(), fieldOwner: r.FieldOwner},
 		Clock: r.clock, SendTimeout: 3 * defaultRequestTimeout}
 	r.tasksOf = &taskMapper{client: mgr.GetClient(), schedule: r.schedule, changed: connector.changed}
 	tasksOf := r.tasksOf
 	r.wake = make(chan event.GenericEvent, 1024)
+	passes := []predicate.Predicate{predicate.GenerationChangedPredicate{}, resolveAnnotationSet, requestedAtSet}
+	if r.ring.enabled() {
+		passes = append(passes, submissionEnded)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
-		For(&v1alpha1.AsyncTask{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, resolveAnnotationSet, requestedAtSet), unlessFinishedForGood)).
+		WatchesRawSource(r.gained.source()).
+		For(&v1alpha1.AsyncTask{}, builder.WithPredicates(predicate.Or[client.Object](passes...), unlessFinishedForGood)).
 		Watches(&v1alpha1.TaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ClusterTaskBackend{}, handler.EnqueueRequestsFromMapFunc(tasksOf.forBackend),

@@ -98,6 +98,9 @@ type connector struct {
 	forbidNamespaced bool
 	// workersPerBackend is how many polls of one backend may be in flight at once.
 	workersPerBackend int
+	// rateShare is how many replicas poll each backend (the ring's members; nil: one): each replica keeps to
+	// its share of the backend's rate limit, so that together they keep to all of it.
+	rateShare func() int
 
 	// namespaceWorkers bounds the polls in flight of each namespace's TaskBackends together, so that a tenant
 	// with many slow backends cannot hold every worker either.
@@ -210,7 +213,11 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 	if err != nil {
 		return nil, err
 	}
-	fingerprint := fmt.Sprintf("%s/%d/%s/%s", uid, generation, credsVersion, caVersion)
+	share := 1
+	if c.rateShare != nil {
+		share = c.rateShare()
+	}
+	fingerprint := fmt.Sprintf("%s/%d/%s/%s/%d", uid, generation, credsVersion, caVersion, share)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -218,7 +225,7 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 		conn.changes = changes
 		return conn, nil
 	}
-	conn, err := c.buildConnection(labelsFor(key, spec.Type), spec, creds, roots, c.network[key.Kind])
+	conn, err := c.buildConnection(labelsFor(key, spec.Type), spec, creds, roots, c.network[key.Kind], share)
 	if err == nil {
 		conn.workers = make(chan struct{}, c.workersPerBackend)
 	}
@@ -245,7 +252,8 @@ func (c *connector) forget(key backendKey) {
 
 // buildConnection builds the vendor client of one version of a backend: its HTTP client, under the kind's
 // network policy, and the Backend its vendor package's factory makes of them.
-func (c *connector) buildConnection(labels backendLabels, spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy) (*connection, error) {
+// share is how many replicas split the backend's rate limit.
+func (c *connector) buildConnection(labels backendLabels, spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy, share int) (*connection, error) {
 	factory, err := c.lookup(spec.Type)
 	if err != nil {
 		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: err.Error()}
@@ -264,6 +272,9 @@ func (c *connector) buildConnection(labels backendLabels, spec v1alpha1.TaskBack
 	}
 	if spec.RateLimit != nil {
 		opts.QPS, opts.Burst = float64(spec.RateLimit.QPS), int(spec.RateLimit.Burst)
+	}
+	if share > 1 {
+		opts.QPS, opts.Burst = opts.QPS/float64(share), max(1, opts.Burst/share)
 	}
 	if spec.MaxResponseBytes != nil {
 		opts.MaxBodyBytes = *spec.MaxResponseBytes

@@ -94,10 +94,14 @@ var perBackend = []interface {
 
 // registerMetrics adds the operator's metrics to controller-runtime's registry; a second manager in the same
 // process (tests) shares them.
-func registerMetrics(cache cache.Cache) {
-	for _, c := range []prometheus.Collector{pollsTotal, pollDuration, pollsDeferred, rateLimitWaits, rateLimitWaitSeconds,
+func registerMetrics(cache cache.Cache, ring ownership) {
+	collectors := []prometheus.Collector{pollsTotal, pollDuration, pollsDeferred, rateLimitWaits, rateLimitWaitSeconds,
 		taskDuration, detectionLatency, vendorLogins, vendorLoginsRefused, backendReady, statusWrites,
-		&tasksByPhase{cache: cache}} {
+		&tasksByPhase{cache: cache}}
+	if ring.enabled() {
+		collectors = append(collectors, ringMembers, ringHandovers, &ringOwnedCollector{tasks: &tasksByPhase{cache: cache}, ring: ring})
+	}
+	for _, c := range collectors {
 		if err := metrics.Registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

@@ -41,6 +41,10 @@ func withJitter(d time.Duration) time.Duration {
 type scheduler struct {
 	// jitter spreads a wait; withJitter, or a fixed function in tests.
 	jitter func(time.Duration) time.Duration
+	// onPhase, set with a ring, polls each answering task at its own moment of the interval (nextPhase) instead
+	// of an interval with jitter after its last poll, so that a replica that takes a task over polls it when the
+	// one that had it would have.
+	onPhase bool
 
 	mu    sync.Mutex
 	tasks map[types.NamespacedName]taskSchedule
@@ -121,6 +125,21 @@ func phaseOffset(uid types.UID, interval time.Duration, now time.Time) time.Dura
 	return time.Duration((phase - now.UnixNano()%int64(interval) + int64(interval)) % int64(interval))
 }
 
+// placed reports whether this process has the task on its schedule.
+func (s *scheduler) placed(key types.NamespacedName, uid types.UID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts, ok := s.tasks[key]
+	return ok && ts.uid == uid
+}
+
+// nextPhase is the wait from now until the task's moment of the interval (phaseOffset) that is at least half an
+// interval away: a task polled on time is polled again one interval later, one polled late is back on its
+// moment at once, and two polls are never closer than half an interval.
+func nextPhase(uid types.UID, interval time.Duration, now time.Time) time.Duration {
+	return interval/2 + phaseOffset(uid, interval, now.Add(interval/2))
+}
+
 // wait returns how long until the task is due; 0 when it is due or unknown.
 func (s *scheduler) wait(task *v1alpha1.AsyncTask, now time.Time) time.Duration {
 	s.mu.Lock()
@@ -169,6 +188,9 @@ func (s *scheduler) record(task *v1alpha1.AsyncTask, polled pollResult, consecut
 	interval := polled.interval
 	if err := polled.outcome.err; err == nil {
 		next = s.jitter(interval)
+		if s.onPhase {
+			next = nextPhase(task.UID, interval, now)
+		}
 		recovered = s.succeeded(polled.backend, polled.connection)
 	} else {
 		var retryAfter time.Duration

@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynctask-operator/asynctask-operator/api/v1alpha1"
 	"github.com/asynctask-operator/asynctask-operator/internal/backend"
+	"github.com/asynctask-operator/asynctask-operator/internal/sharding"
 )
 
 // Options tune the operator; the zero value is the default.
@@ -36,6 +37,9 @@ type Options struct {
 	// together, so that one tenant cannot starve the others with many slow backends; half of Workers (at
 	// least 1) when 0. ClusterTaskBackends are bounded by WorkersPerBackend only.
 	WorkersPerNamespace int
+	// Ring, when set, shares the work with the other replicas of the ring: this replica reconciles only the
+	// tasks and backends the ring gives it. Run it beside the manager, and end it after the manager stopped.
+	Ring *sharding.Membership
 	// BackendFactory finds the vendor package that builds a backend of a type; registry.Lookup when nil. Tests
 	// pass a fake backend through it.
 	BackendFactory func(v1alpha1.BackendType) (backend.Factory, error)
@@ -81,8 +85,10 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	registerMetrics(mgr.GetCache())
+	ring := ownership{ring: opts.Ring}
+	registerMetrics(mgr.GetCache(), ring)
 	conns := newConnector(mgr.GetClient(), newSecretReader(mgr.GetClient(), mgr.GetAPIReader()), opts)
+	conns.rateShare = ring.members
 	fieldOwner := cmp.Or(opts.FieldOwner, "asynctask-operator")
 	tasks := &AsyncTaskReconciler{
 		Client:     mgr.GetClient(),
@@ -90,15 +96,23 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		Scheme:     mgr.GetScheme(),
 		Recorder:   mgr.GetEventRecorder("asynctask-operator"),
 		FieldOwner: fieldOwner,
+		ring:       ring,
 	}
 	if err := tasks.setupWithManager(mgr, conns, opts.workers()); err != nil {
 		return fmt.Errorf("setting up the AsyncTask controller: %w", err)
 	}
+	backendQueues := map[v1alpha1.BackendKind]*handoverQueue{}
 	for _, kind := range []v1alpha1.BackendKind{v1alpha1.BackendKindTaskBackend, v1alpha1.BackendKindClusterTaskBackend} {
-		r := &BackendReconciler{Client: mgr.GetClient(), Kind: kind, FieldOwner: fieldOwner}
+		r := &BackendReconciler{Client: mgr.GetClient(), Kind: kind, FieldOwner: fieldOwner, ring: ring}
 		if err := r.setupWithManager(mgr, conns); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}
+		backendQueues[kind] = &r.gained
+	}
+	if opts.Ring != nil {
+		handover := &ringHandover{client: mgr.GetClient(), identity: opts.Ring.Identity(), schedule: tasks.schedule,
+			tasks: &tasks.gained, backends: backendQueues, changed: conns.changed}
+		opts.Ring.Subscribe(handover.ringChanged)
 	}
 	return nil
 }

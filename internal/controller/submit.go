@@ -81,7 +81,11 @@ func (r *AsyncTaskReconciler) submitStep(ctx context.Context, cached *v1alpha1.A
 	if op.MaxRunning > 0 {
 		queueKey := submit.QueueKey{Backend: key.String(), Operation: op.Name}
 		pass.Admit = func(record func() error) (bool, error) {
-			return r.queue.Admit(queueKey, task, op.MaxRunning, r.unfinishedTasksOf(ctx, key), record)
+			tasks, err := r.unfinishedTasksOf(ctx, key)
+			if err != nil {
+				return false, err // the queue cannot be counted: nothing is started
+			}
+			return r.queue.Admit(queueKey, task, op.MaxRunning, tasks, record)
 		}
 	}
 	res, err := r.submitter.Run(ctx, pass)
@@ -137,20 +141,20 @@ func (r *AsyncTaskReconciler) acquireWorkers(conn *connection, key backendKey) (
 }
 
 // unfinishedTasksOf lists the unfinished tasks of a backend from the cache, for the queue.
-func (r *AsyncTaskReconciler) unfinishedTasksOf(ctx context.Context, key backendKey) []*v1alpha1.AsyncTask {
+func (r *AsyncTaskReconciler) unfinishedTasksOf(ctx context.Context, key backendKey) ([]*v1alpha1.AsyncTask, error) {
 	tasks := &v1alpha1.AsyncTaskList{}
 	opts := []client.ListOption{client.MatchingFields{taskBackendIndex: key.String()}}
 	if key.Namespace != "" {
 		opts = append(opts, client.InNamespace(key.Namespace))
 	}
 	if err := r.List(ctx, tasks, opts...); err != nil {
-		log.FromContext(ctx).Error(err, "Cannot list the tasks of a backend for its queue", "backend", key.String())
+		return nil, fmt.Errorf("listing the tasks of %s for its queue: %w", key, err)
 	}
 	out := make([]*v1alpha1.AsyncTask, len(tasks.Items))
 	for i := range tasks.Items {
 		out[i] = &tasks.Items[i]
 	}
-	return out
+	return out, nil
 }
 
 // forgetSubmission frees a finished or deleted task's place in its operation's queue and wakes the tasks
@@ -174,7 +178,11 @@ func (r *AsyncTaskReconciler) wakeWaiting(ctx context.Context, key backendKey, q
 	if len(queues) == 0 {
 		return
 	}
-	tasks := r.unfinishedTasksOf(ctx, key)
+	tasks, err := r.unfinishedTasksOf(ctx, key)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Cannot wake the tasks waiting in a queue")
+		return
+	}
 	var waiting []*v1alpha1.AsyncTask
 	for _, q := range queues {
 		if q.Backend == key.String() {

@@ -36,6 +36,9 @@ type BackendReconciler struct {
 
 	clock     clock.PassiveClock
 	connector *connector
+	// ring says which backends this replica checks; gained queues those the ring gives it.
+	ring   ownership
+	gained handoverQueue
 }
 
 // +kubebuilder:rbac:groups=tasks.asynctask.dev,resources=taskbackends/status;clustertaskbackends/status,verbs=get;update;patch
@@ -49,6 +52,12 @@ func (r *BackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			forgetBackendMetrics(key) // gone: its series go with it
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.ring.owns(obj.GetUID()) {
+		return ctrl.Result{}, nil // another replica checks it
+	}
+	if wait := r.ring.settledAt().Sub(r.clock.Now()); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil // the replica that had it may still be checking it
 	}
 	ready, retryAfter := r.check(ctx, key)
 	if retryAfter > 0 {
@@ -131,6 +140,7 @@ func (r *BackendReconciler) setupWithManager(mgr ctrl.Manager, connector *connec
 	obj, _ := r.newObject()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(r.gained.source()).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretToBackends(r.Kind, mgr.GetClient())),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{}), builder.OnlyMetadata).
 		Named(strings.ToLower(string(r.Kind))).

@@ -55,8 +55,17 @@ func (q *Queue) Admit(key QueueKey, task *v1alpha1.AsyncTask, limit int32, tasks
 	s := q.state(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unfinished := make(map[types.UID]struct{}, len(tasks))
+	for _, t := range tasks {
+		unfinished[t.UID] = struct{}{}
+	}
 	running := map[types.UID]struct{}{}
 	for uid := range s.started {
+		if _, ok := unfinished[uid]; !ok {
+			// Finished or gone, as the cache shows: with several replicas, another one may have seen it finish.
+			delete(s.started, uid)
+			continue
+		}
 		running[uid] = struct{}{}
 	}
 	var waiting []*v1alpha1.AsyncTask
