@@ -21,11 +21,14 @@ import (
 const (
 	managerProcessEnv = "ASYNCTASK_TEST_MANAGER_KUBECONFIG"
 	managerShardEnv   = "ASYNCTASK_TEST_MANAGER_SHARD"
+	// managerRingEnv, when set, makes the child a member of the ring named by its shard, with this identity.
+	managerRingEnv = "ASYNCTASK_TEST_MANAGER_RING_IDENTITY"
 )
 
 // startManagerProcess starts an operator for the shard in a child process and returns it; it is killed when
-// the test ends if the test did not kill it first.
-func startManagerProcess(t *testing.T, shard string) *exec.Cmd {
+// the test ends if the test did not kill it first. With a ringIdentity, the operator is that member of the ring
+// named by the shard.
+func startManagerProcess(t *testing.T, shard string, ringIdentity ...string) *exec.Cmd {
 	t.Helper()
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	cfg := clientcmdapi.NewConfig()
@@ -38,6 +41,9 @@ func startManagerProcess(t *testing.T, shard string) *exec.Cmd {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), managerProcessEnv+"="+kubeconfig, managerShardEnv+"="+shard)
+	if len(ringIdentity) > 0 {
+		cmd.Env = append(cmd.Env, managerRingEnv+"="+ringIdentity[0])
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -67,6 +73,9 @@ func runManagerProcess() int {
 		return 1
 	}
 	shard := os.Getenv(managerShardEnv)
+	if identity := os.Getenv(managerRingEnv); identity != "" {
+		return runRingProcess(cfg, shard, identity)
+	}
 	opts := withTestNetwork(Options{Shard: shard, FieldOwner: "operator-process-" + shard})
 	mgrOptions, err := ManagerOptions(opts, nil)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,11 +80,15 @@ type Simulator struct {
 	requestLog []loggedRequest
 	// starts holds the start requests received and the jobs they created (start.go).
 	starts startState
+	// keepPollTimes makes every task remember when it was polled (PollTimes).
+	keepPollTimes bool
 }
 
 type task struct {
 	steps []Step
 	polls int
+	// polledAt holds the time of each poll, when the simulator keeps them (KeepPollTimes).
+	polledAt []time.Time
 	// every, when set, advances the script by time (one step per every since created) instead of per poll.
 	every   time.Duration
 	created time.Time
@@ -120,6 +125,24 @@ func (s *Simulator) Polls(id string) int {
 	return 0
 }
 
+// KeepPollTimes makes the simulator remember when each task was polled, for PollTimes: tests of several
+// operator replicas check from them that no task is polled twice within half an interval, or left unpolled.
+func (s *Simulator) KeepPollTimes() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keepPollTimes = true
+}
+
+// PollTimes returns when the task was polled, in order, since KeepPollTimes.
+func (s *Simulator) PollTimes(id string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.tasks[id]; ok {
+		return slices.Clone(t.polledAt)
+	}
+	return nil
+}
+
 // Logins counts the logins a vendor served, so that a test can prove a session is shared and renewed only
 // when it must be.
 func (s *Simulator) Logins(vendor string) int {
@@ -152,6 +175,9 @@ func (s *Simulator) step(id string, next bool) (Step, bool) {
 	if next {
 		i = t.polls
 		t.polls++
+		if s.keepPollTimes {
+			t.polledAt = append(t.polledAt, time.Now())
+		}
 	}
 	if t.every > 0 {
 		i = int(time.Since(t.created) / t.every)
