@@ -167,6 +167,9 @@ func TestManagerPodIsLockedDown(t *testing.T) {
 	}) {
 		t.Error("GOMEMLIMIT is not set from the container's memory limit")
 	}
+	if !slices.ContainsFunc(c.Env, isPodNameFromDownwardAPI) {
+		t.Error("POD_NAME (the ring member's name) is not set from the pod's metadata.name")
+	}
 	if c.LivenessProbe == nil || c.ReadinessProbe == nil {
 		t.Error("probes missing")
 	}
@@ -215,4 +218,10 @@ func TestEgressNetworkPolicyExampleIsAValidPolicyForTheManager(t *testing.T) {
 	if len(policy.Spec.Egress) == 0 || !slices.Contains(policy.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
 		t.Error("the policy does not limit egress")
 	}
+}
+
+// isPodNameFromDownwardAPI: the manager names its ring Lease after POD_NAME, so it must be the pod's own
+// name, unique among the replicas.
+func isPodNameFromDownwardAPI(e corev1.EnvVar) bool {
+	return e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
 }
