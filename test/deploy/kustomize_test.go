@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -16,9 +17,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -27,12 +30,18 @@ type rendered map[string]map[string]*unstructured.Unstructured
 
 func render(t *testing.T) rendered {
 	t.Helper()
+	return decode(t, kustomize(t, "default"))
+}
+
+// kustomize is `kubectl kustomize config/<dir>`.
+func kustomize(t *testing.T, dir string) []byte {
+	t.Helper()
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	out, err := exec.Command(filepath.Join(root, "bin", "kubectl"), "kustomize", filepath.Join(root, "config", "default")).Output()
+	out, err := exec.Command(filepath.Join(root, "bin", "kubectl"), "kustomize", filepath.Join(root, "config", dir)).Output()
 	if err != nil {
-		t.Fatalf("kubectl kustomize config/default (run `make test`, which builds bin/kubectl): %v", err)
+		t.Fatalf("kubectl kustomize config/%s (run `make test`, which builds bin/kubectl): %v", dir, err)
 	}
-	return decode(t, out)
+	return out
 }
 
 // decode reads a multi-document YAML stream into objects by kind and name.
@@ -224,4 +233,42 @@ func TestEgressNetworkPolicyExampleIsAValidPolicyForTheManager(t *testing.T) {
 // name, unique among the replicas.
 func isPodNameFromDownwardAPI(e corev1.EnvVar) bool {
 	return e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+}
+
+// checkSpreadOverNodes: the pods' one spread constraint is soft (it never keeps a replica unscheduled), by
+// node, over the Deployment's own pods, and counts each ReplicaSet apart.
+func checkSpreadOverNodes(t *testing.T, dep *appsv1.Deployment) {
+	t.Helper()
+	spread := dep.Spec.Template.Spec.TopologySpreadConstraints
+	if len(spread) != 1 {
+		t.Fatalf("topologySpreadConstraints %+v, want one", spread)
+	}
+	c := spread[0]
+	if c.TopologyKey != "kubernetes.io/hostname" || c.WhenUnsatisfiable != corev1.ScheduleAnyway || c.MaxSkew != 1 ||
+		!slices.Equal(c.MatchLabelKeys, []string{"pod-template-hash"}) {
+		t.Errorf("spread %+v, want maxSkew 1 by kubernetes.io/hostname, ScheduleAnyway, per pod-template-hash", c)
+	}
+	if c.LabelSelector == nil || !reflect.DeepEqual(c.LabelSelector.MatchLabels, dep.Spec.Selector.MatchLabels) {
+		t.Errorf("spread selects %+v, the Deployment's pods are %v", c.LabelSelector, dep.Spec.Selector.MatchLabels)
+	}
+}
+
+// checkBudgetLetsOneGo: the budget is in the Deployment's namespace, selects exactly its pods (the
+// Deployment's own selector, which its pods carry), and allows maxUnavailable of them to be evicted.
+func checkBudgetLetsOneGo(t *testing.T, pdb *policyv1.PodDisruptionBudget, dep *appsv1.Deployment, maxUnavailable intstr.IntOrString) {
+	t.Helper()
+	if pdb.Namespace != dep.Namespace {
+		t.Errorf("PodDisruptionBudget in %q, the Deployment in %q", pdb.Namespace, dep.Namespace)
+	}
+	if pdb.Spec.Selector == nil || !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, dep.Spec.Selector.MatchLabels) {
+		t.Errorf("PodDisruptionBudget selects %+v, the Deployment's pods are %v", pdb.Spec.Selector, dep.Spec.Selector.MatchLabels)
+	}
+	for k, v := range dep.Spec.Selector.MatchLabels {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("the pods lack the selected label %s=%s", k, v)
+		}
+	}
+	if pdb.Spec.MaxUnavailable == nil || *pdb.Spec.MaxUnavailable != maxUnavailable || pdb.Spec.MinAvailable != nil {
+		t.Errorf("PodDisruptionBudget maxUnavailable %v minAvailable %v, want maxUnavailable %v", pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable, maxUnavailable.String())
+	}
 }
