@@ -235,6 +235,62 @@ func isPodNameFromDownwardAPI(e corev1.EnvVar) bool {
 	return e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
 }
 
+// TestRingOverlayIsConfigDefaultWithThreeReplicasOnTheRing: config/ring renders config/default with only
+// these changes: three replicas, --sharding=ring in place of --leader-elect, a spread over nodes, and a
+// PodDisruptionBudget over the manager's pods. Everything else (RBAC with the Lease Role, the pod's
+// lockdown) is config/default's, object for object.
+func TestRingOverlayIsConfigDefaultWithThreeReplicasOnTheRing(t *testing.T) {
+	base, ring := render(t), decode(t, kustomize(t, "ring"))
+	for kind, objs := range base {
+		for name, want := range objs {
+			got := ring[kind][name]
+			switch {
+			case got == nil:
+				t.Errorf("config/ring lacks %s %s", kind, name)
+			case kind != "Deployment" && !reflect.DeepEqual(got.Object, want.Object):
+				t.Errorf("config/ring changes %s %s", kind, name)
+			}
+		}
+	}
+	for kind, objs := range ring {
+		for name := range objs {
+			if base[kind][name] == nil && kind != "PodDisruptionBudget" {
+				t.Errorf("config/ring adds %s %s", kind, name)
+			}
+		}
+	}
+
+	const deployment = "asynctask-controller-manager"
+	dep := convert[appsv1.Deployment](t, ring["Deployment"][deployment])
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 3 {
+		t.Errorf("replicas %v, want 3", dep.Spec.Replicas)
+	}
+	args := dep.Spec.Template.Spec.Containers[0].Args
+	if want := slices.Concat([]string{"--sharding=ring"}, convert[appsv1.Deployment](t, base["Deployment"][deployment]).Spec.Template.Spec.Containers[0].Args[1:]); !slices.Equal(args, want) {
+		t.Errorf("args %q, want %q (--leader-elect is refused with --sharding=ring)", args, want)
+	}
+	checkSpreadOverNodes(t, dep)
+
+	// Apart from those three fields, the Deployment is config/default's.
+	undone := ring["Deployment"][deployment].DeepCopy()
+	replicas, _, _ := unstructured.NestedFieldCopy(base["Deployment"][deployment].Object, "spec", "replicas")
+	_ = unstructured.SetNestedField(undone.Object, replicas, "spec", "replicas")
+	containers, _, _ := unstructured.NestedSlice(undone.Object, "spec", "template", "spec", "containers")
+	containers[0].(map[string]any)["args"].([]any)[0] = "--leader-elect"
+	_ = unstructured.SetNestedSlice(undone.Object, containers, "spec", "template", "spec", "containers")
+	unstructured.RemoveNestedField(undone.Object, "spec", "template", "spec", "topologySpreadConstraints")
+	if !reflect.DeepEqual(undone.Object, base["Deployment"][deployment].Object) {
+		t.Error("config/ring changes the Deployment beyond replicas, the first argument and topologySpreadConstraints")
+	}
+
+	if len(ring["PodDisruptionBudget"]) != 1 {
+		t.Fatalf("PodDisruptionBudgets %v, want one", keys(ring["PodDisruptionBudget"]))
+	}
+	for _, obj := range ring["PodDisruptionBudget"] {
+		checkBudgetLetsOneGo(t, convert[policyv1.PodDisruptionBudget](t, obj), dep, intstr.FromInt32(1))
+	}
+}
+
 // checkSpreadOverNodes: the pods' one spread constraint is soft (it never keeps a replica unscheduled), by
 // node, over the Deployment's own pods, and counts each ReplicaSet apart.
 func checkSpreadOverNodes(t *testing.T, dep *appsv1.Deployment) {

@@ -9,8 +9,9 @@ import (
 
 // TestManifestsMatchKubernetesSchemas validates, with kubeconform and strict schemas of Kubernetes v1.37 and
 // of our CRDs (bin/schemas, generated offline by hack/kubeconform/schemas), everything a user applies:
-// dist/install.yaml, the chart's output with every optional object on and as a ring, and the samples.
-// Strict: a field the API server does not know fails, where the API server itself would drop it with a warning.
+// dist/install.yaml and config/ring, the chart's output with every optional object on and as a ring, and the
+// samples. Strict: a field the API server does not know fails, where the API server itself would drop it with
+// a warning.
 //
 // ServiceMonitor and PrometheusRule are skipped: their CRDs (prometheus-operator's) are not in the repository;
 // chart_test checks the ServiceMonitor names the metrics Service's port and the PrometheusRule holds the alerts.
@@ -38,6 +39,11 @@ func TestManifestsMatchKubernetesSchemas(t *testing.T) {
 	}
 	files := []string{filepath.Join(root, "dist", "install.yaml"), filepath.Join(root, "config", "samples"),
 		filepath.Join(root, "config", "networkpolicy")}
+	ring := filepath.Join(dir, "config-ring.yaml")
+	if err := os.WriteFile(ring, kustomize(t, "ring"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, ring)
 	for name, values := range charts {
 		out, err := helm(t, templateArgs(values...)...)
 		if err != nil {

@@ -26,7 +26,7 @@ var acceptedScores = map[string]string{
 // Findings kept for some manifests only, with the reason.
 const (
 	// A single replica is the default: it runs as before the ring, and a node's loss costs a reschedule and
-	// a cache sync. replicaCount > 1 in the chart runs more, and must not draw this finding.
+	// a cache sync. config/ring and replicaCount > 1 in the chart run more, and must not draw this finding.
 	fewReplicas = "Deployment few replicas"
 	// The replicas are spread over nodes by topologySpreadConstraints (ScheduleAnyway), which kube-score
 	// v1.20 does not look at; a podAntiAffinity too would say the same twice.
@@ -36,7 +36,7 @@ const (
 )
 
 // TestManifestsPassKubeScore runs kube-score (pod security, probes, resources, network policy, disruption
-// budgets) over dist/install.yaml and the chart with one and with three replicas; any finding not
+// budgets) over dist/install.yaml, config/ring and the chart with one and with three replicas; any finding not
 // in acceptedScores or the case's own list fails.
 func TestManifestsPassKubeScore(t *testing.T) {
 	root := repoRoot()
@@ -56,11 +56,15 @@ func TestManifestsPassKubeScore(t *testing.T) {
 		}
 		return out
 	}
+	// make deploy puts IMG where config/ and so config/ring name the image by its latest tag.
+	ring := bytes.ReplaceAll(kustomize(t, "ring"), []byte("image: ghcr.io/asynctask-operator/asynctask-operator:latest"),
+		[]byte("image: registry.example.com/asynctask-operator:v0.1.0"))
 	for name, tc := range map[string]struct {
 		manifests []byte
 		accepted  []string
 	}{
 		"dist/install.yaml":                      {install, []string{fewReplicas, noNetworkPolicy}},
+		"config/ring":                            {ring, []string{noAntiAffinity, noNetworkPolicy}},
 		"chart with its NetworkPolicy":           {chart(), []string{fewReplicas}},
 		"chart with three replicas on a ring":    {chart("replicaCount=3"), []string{noAntiAffinity}},
 		"chart with three replicas and a leader": {chart("replicaCount=3", "sharding=leader"), []string{noAntiAffinity}},
