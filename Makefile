@@ -220,9 +220,11 @@ install: manifests $(BIN)/kubectl ## Install the CRDs into the cluster of your c
 uninstall: manifests $(BIN)/kubectl ## Remove the CRDs (and with them every AsyncTask and backend).
 	$(BIN)/kubectl delete --ignore-not-found -k config/crd
 
+# DEPLOY_CONFIG=config/ring deploys three replicas sharing the tasks (docs/deploy.md).
+DEPLOY_CONFIG ?= config/default
 .PHONY: deploy
 deploy: manifests $(BIN)/kubectl ## Deploy the operator (image IMG) to the cluster of your current kubeconfig.
-	$(BIN)/kubectl kustomize config/default | sed 's|image: ghcr.io/asynctask-operator/asynctask-operator:latest|image: $(IMG)|' \
+	$(BIN)/kubectl kustomize $(DEPLOY_CONFIG) | sed 's|image: ghcr.io/asynctask-operator/asynctask-operator:latest|image: $(IMG)|' \
 		| $(BIN)/kubectl apply --server-side -f -
 
 INSTALLER ?= dist/install.yaml
@@ -237,7 +239,7 @@ installer: $(BIN)/kubectl
 
 .PHONY: undeploy
 undeploy: $(BIN)/kubectl ## Remove the operator from the cluster of your current kubeconfig.
-	$(BIN)/kubectl delete --ignore-not-found -k config/default
+	$(BIN)/kubectl delete --ignore-not-found -k $(DEPLOY_CONFIG)
 
 ##@ Tools, built from the Go module proxy into bin/
 

@@ -12,8 +12,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -190,6 +193,162 @@ func TestChartValuesAreWired(t *testing.T) {
 	}
 }
 
+// TestChartReplicasShareTasksOnARingOrElectALeader: sharding auto runs the ring (--sharding=ring, never with
+// --leader-elect, which the manager refuses beside it) for more than one replica, and leader election for one,
+// as before the ring. More than one replica, in either mode, gets a PodDisruptionBudget and a spread over
+// nodes. The Lease Role is there whenever the manager holds Leases, and the Lease timings are passed only
+// when they differ from the manager's defaults, so that a default release's arguments stay as they were.
+func TestChartReplicasShareTasksOnARingOrElectALeader(t *testing.T) {
+	cases := map[string]struct {
+		values []string
+		// modeArgs are the arguments that say how replicas share the work, and the Leases' timings.
+		modeArgs                    []string
+		leaseRole, budget, spreadOn bool
+	}{
+		"one replica elects a leader, as before": {nil, []string{"--leader-elect"}, true, false, false},
+		"one replica without leader election":    {[]string{"leaderElection.enabled=false"}, nil, false, false, false},
+		"three replicas share the tasks on a ring": {[]string{"replicaCount=3"},
+			[]string{"--sharding=ring"}, true, true, true},
+		"the ring holds Leases whatever leaderElection says": {[]string{"replicaCount=3", "leaderElection.enabled=false"},
+			[]string{"--sharding=ring"}, true, true, true},
+		"three replicas told to elect a leader": {[]string{"replicaCount=3", "sharding=leader"},
+			[]string{"--leader-elect"}, true, true, true},
+		"a ring of one replica": {[]string{"sharding=ring"}, []string{"--sharding=ring"}, true, false, false},
+		"lease timings other than the defaults": {[]string{"replicaCount=3", "lease.duration=30s", "lease.renewDeadline=10s", "lease.retryPeriod=4s"},
+			[]string{"--sharding=ring", "--lease-duration=30s", "--lease-retry-period=4s"}, true, true, true},
+		"lease timings of a leader": {[]string{"lease.renewDeadline=20s", "lease.duration=1m"},
+			[]string{"--leader-elect", "--lease-duration=1m", "--lease-renew-deadline=20s"}, true, false, false},
+		"no lease timings where no Lease is held": {[]string{"leaderElection.enabled=false", "lease.duration=30s"}, nil, false, false, false},
+		"the budget turned off": {[]string{"replicaCount=3", "podDisruptionBudget.enabled=false"},
+			[]string{"--sharding=ring"}, true, false, true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			chart := renderChart(t, tc.values...)
+			dep := convert[appsv1.Deployment](t, chart["Deployment"][chartRelease+"-asynctask-operator"])
+			c := dep.Spec.Template.Spec.Containers[0]
+			var modeArgs []string
+			for _, arg := range c.Args {
+				if arg == "--leader-elect" || strings.HasPrefix(arg, "--sharding") || strings.HasPrefix(arg, "--lease-") {
+					modeArgs = append(modeArgs, arg)
+				}
+			}
+			if !slices.Equal(modeArgs, tc.modeArgs) {
+				t.Errorf("args %q, want %q among them", c.Args, tc.modeArgs)
+			}
+			if !slices.ContainsFunc(c.Env, isPodNameFromDownwardAPI) {
+				t.Error("POD_NAME (the ring member's name) is not set from the pod's metadata.name")
+			}
+
+			role := chart["Role"][chartRelease+"-asynctask-operator-leader-election"]
+			if (role != nil) != tc.leaseRole {
+				t.Errorf("Lease Role rendered: %t, want %t", role != nil, tc.leaseRole)
+			}
+			if role != nil {
+				// Namespaced, and all a member needs: its own Lease, the others' (watched), and the deletion of
+				// crashed members' expired ones.
+				r := convert[rbacv1.Role](t, role)
+				if got, want := grants(t, r.Rules)["coordination.k8s.io/leases"], []string{"create", "delete", "get", "list", "patch", "update", "watch"}; r.Namespace != chartNamespace || !slices.Equal(got, want) {
+					t.Errorf("Role in %q grants leases %v, want %v in %s", r.Namespace, got, want, chartNamespace)
+				}
+				if len(chart["RoleBinding"]) != 1 {
+					t.Errorf("RoleBindings %v, want the Lease Role's", keys(chart["RoleBinding"]))
+				}
+			}
+
+			if got := len(chart["PodDisruptionBudget"]); got != map[bool]int{true: 1}[tc.budget] {
+				t.Errorf("%d PodDisruptionBudgets, want budget %t", got, tc.budget)
+			}
+			for _, obj := range chart["PodDisruptionBudget"] {
+				checkBudgetLetsOneGo(t, convert[policyv1.PodDisruptionBudget](t, obj), dep, intstr.FromInt32(1))
+			}
+			if spreadOn := dep.Spec.Template.Spec.TopologySpreadConstraints != nil; spreadOn != tc.spreadOn {
+				t.Errorf("topologySpreadConstraints rendered: %t, want %t", spreadOn, tc.spreadOn)
+			}
+			if tc.spreadOn {
+				checkSpreadOverNodes(t, dep)
+			}
+		})
+	}
+}
+
+// TestChartSingleReplicaRunsAsBefore: the default release's arguments are what they were before the ring,
+// word for word.
+func TestChartSingleReplicaRunsAsBefore(t *testing.T) {
+	c := convert[appsv1.Deployment](t, renderChart(t)["Deployment"][chartRelease+"-asynctask-operator"]).Spec.Template.Spec.Containers[0]
+	want := []string{"--leader-elect", "--health-probe-bind-address=:8081", "--metrics-bind-address=:8443", "--workers=16", "--zap-log-level=info"}
+	if !slices.Equal(c.Args, want) {
+		t.Errorf("args %q, want %q", c.Args, want)
+	}
+}
+
+// TestChartBudgetAndSpreadAreConfigurable: a percentage budget is passed as one; the spread constraints given
+// replace the default, each getting the pods' labels as its selector unless it has its own.
+func TestChartBudgetAndSpreadAreConfigurable(t *testing.T) {
+	chart := renderChart(t, "replicaCount=3", "podDisruptionBudget.maxUnavailable=34%",
+		"topologySpreadConstraints[0].maxSkew=1", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+		"topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+		"topologySpreadConstraints[1].maxSkew=2", "topologySpreadConstraints[1].topologyKey=kubernetes.io/hostname",
+		"topologySpreadConstraints[1].whenUnsatisfiable=ScheduleAnyway", "topologySpreadConstraints[1].labelSelector.matchLabels.tier=ops")
+	dep := convert[appsv1.Deployment](t, chart["Deployment"][chartRelease+"-asynctask-operator"])
+	checkBudgetLetsOneGo(t, convert[policyv1.PodDisruptionBudget](t, chart["PodDisruptionBudget"][chartRelease+"-asynctask-operator"]), dep, intstr.FromString("34%"))
+	want := []corev1.TopologySpreadConstraint{
+		{MaxSkew: 1, TopologyKey: "topology.kubernetes.io/zone", WhenUnsatisfiable: corev1.DoNotSchedule,
+			LabelSelector: &metav1.LabelSelector{MatchLabels: dep.Spec.Selector.MatchLabels}},
+		{MaxSkew: 2, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.ScheduleAnyway,
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "ops"}}},
+	}
+	if got := dep.Spec.Template.Spec.TopologySpreadConstraints; !reflect.DeepEqual(got, want) {
+		t.Errorf("topologySpreadConstraints\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestChartUpgradedWithReusedValuesRendersAsANewInstall: `helm upgrade --reuse-values` of a release made
+// before sharding, lease, podDisruptionBudget and topologySpreadConstraints existed keeps that release's
+// values, which lack them. The chart then renders as it does with their defaults: a single replica keeps
+// leader election, three replicas get the ring, a budget and the spread.
+func TestChartUpgradedWithReusedValuesRendersAsANewInstall(t *testing.T) {
+	old := filepath.Join(t.TempDir(), "asynctask-operator")
+	if err := os.CopyFS(old, os.DirFS(filepath.Join(repoRoot(), "charts", "asynctask-operator"))); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(old, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"sharding", "lease", "podDisruptionBudget", "topologySpreadConstraints"} {
+		if _, ok := values[key]; !ok {
+			t.Fatalf("values.yaml has no %s", key)
+		}
+		delete(values, key)
+	}
+	if data, err = yaml.Marshal(values); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "values.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, replicas := range []string{"replicaCount=1", "replicaCount=3"} {
+		args := templateArgs(replicas)
+		want, err := helm(t, args...)
+		if err != nil {
+			t.Fatalf("helm template: %v\n%s", err, want)
+		}
+		args[2] = old // the chart
+		got, err := helm(t, args...)
+		if err != nil {
+			t.Fatalf("helm template of the chart without the new values: %v\n%s", err, got)
+		}
+		if !reflect.DeepEqual(decodeAll(t, got), decodeAll(t, want)) {
+			t.Errorf("%s: without the new values the chart renders differently", replicas)
+		}
+	}
+}
+
 func TestChartCRDsAreKeptOnUninstallUnlessTold(t *testing.T) {
 	for values, want := range map[string]string{"": "keep", "crds.keep=false": ""} {
 		chart := renderChart(t, values)
@@ -226,6 +385,13 @@ func TestChartRefusesWrongValues(t *testing.T) {
 		"namespace not a DNS label":     {[]string{"watchNamespaces={Team_A}"}, "/watchNamespaces/0"},
 		"memory limit missing":          {[]string{"resources.limits.memory=null"}, "memory"},
 		"network policy without server": {[]string{"networkPolicy.enabled=true"}, "networkPolicy.apiServer.cidrs"},
+		"sharding not one of three":     {[]string{"sharding=shards"}, "/sharding"},
+		"lease timing not a duration":   {[]string{"lease.retryPeriod=2"}, "/lease/retryPeriod"},
+		"lease timing without a unit":   {[]string{"lease.duration=fifteen"}, "/lease/duration"},
+		"budget that blocks drains":     {[]string{"podDisruptionBudget.maxUnavailable=0"}, "/podDisruptionBudget/maxUnavailable"},
+		"spread without a topology key": {[]string{"topologySpreadConstraints[0].maxSkew=1", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway"}, "topologyKey"},
+		"replicas that would all poll every task": {[]string{"replicaCount=2", "sharding=leader", "leaderElection.enabled=false"},
+			"needs leaderElection.enabled"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -16,9 +17,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -27,12 +30,18 @@ type rendered map[string]map[string]*unstructured.Unstructured
 
 func render(t *testing.T) rendered {
 	t.Helper()
+	return decode(t, kustomize(t, "default"))
+}
+
+// kustomize is `kubectl kustomize config/<dir>`.
+func kustomize(t *testing.T, dir string) []byte {
+	t.Helper()
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	out, err := exec.Command(filepath.Join(root, "bin", "kubectl"), "kustomize", filepath.Join(root, "config", "default")).Output()
+	out, err := exec.Command(filepath.Join(root, "bin", "kubectl"), "kustomize", filepath.Join(root, "config", dir)).Output()
 	if err != nil {
-		t.Fatalf("kubectl kustomize config/default (run `make test`, which builds bin/kubectl): %v", err)
+		t.Fatalf("kubectl kustomize config/%s (run `make test`, which builds bin/kubectl): %v", dir, err)
 	}
-	return decode(t, out)
+	return out
 }
 
 // decode reads a multi-document YAML stream into objects by kind and name.
@@ -167,6 +176,9 @@ func TestManagerPodIsLockedDown(t *testing.T) {
 	}) {
 		t.Error("GOMEMLIMIT is not set from the container's memory limit")
 	}
+	if !slices.ContainsFunc(c.Env, isPodNameFromDownwardAPI) {
+		t.Error("POD_NAME (the ring member's name) is not set from the pod's metadata.name")
+	}
 	if c.LivenessProbe == nil || c.ReadinessProbe == nil {
 		t.Error("probes missing")
 	}
@@ -214,5 +226,105 @@ func TestEgressNetworkPolicyExampleIsAValidPolicyForTheManager(t *testing.T) {
 	}
 	if len(policy.Spec.Egress) == 0 || !slices.Contains(policy.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
 		t.Error("the policy does not limit egress")
+	}
+}
+
+// isPodNameFromDownwardAPI: the manager names its ring Lease after POD_NAME, so it must be the pod's own
+// name, unique among the replicas.
+func isPodNameFromDownwardAPI(e corev1.EnvVar) bool {
+	return e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+}
+
+// TestRingOverlayIsConfigDefaultWithThreeReplicasOnTheRing: config/ring renders config/default with only
+// these changes: three replicas, --sharding=ring in place of --leader-elect, a spread over nodes, and a
+// PodDisruptionBudget over the manager's pods. Everything else (RBAC with the Lease Role, the pod's
+// lockdown) is config/default's, object for object.
+func TestRingOverlayIsConfigDefaultWithThreeReplicasOnTheRing(t *testing.T) {
+	base, ring := render(t), decode(t, kustomize(t, "ring"))
+	for kind, objs := range base {
+		for name, want := range objs {
+			got := ring[kind][name]
+			switch {
+			case got == nil:
+				t.Errorf("config/ring lacks %s %s", kind, name)
+			case kind != "Deployment" && !reflect.DeepEqual(got.Object, want.Object):
+				t.Errorf("config/ring changes %s %s", kind, name)
+			}
+		}
+	}
+	for kind, objs := range ring {
+		for name := range objs {
+			if base[kind][name] == nil && kind != "PodDisruptionBudget" {
+				t.Errorf("config/ring adds %s %s", kind, name)
+			}
+		}
+	}
+
+	const deployment = "asynctask-controller-manager"
+	dep := convert[appsv1.Deployment](t, ring["Deployment"][deployment])
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 3 {
+		t.Errorf("replicas %v, want 3", dep.Spec.Replicas)
+	}
+	args := dep.Spec.Template.Spec.Containers[0].Args
+	if want := slices.Concat([]string{"--sharding=ring"}, convert[appsv1.Deployment](t, base["Deployment"][deployment]).Spec.Template.Spec.Containers[0].Args[1:]); !slices.Equal(args, want) {
+		t.Errorf("args %q, want %q (--leader-elect is refused with --sharding=ring)", args, want)
+	}
+	checkSpreadOverNodes(t, dep)
+
+	// Apart from those three fields, the Deployment is config/default's.
+	undone := ring["Deployment"][deployment].DeepCopy()
+	replicas, _, _ := unstructured.NestedFieldCopy(base["Deployment"][deployment].Object, "spec", "replicas")
+	_ = unstructured.SetNestedField(undone.Object, replicas, "spec", "replicas")
+	containers, _, _ := unstructured.NestedSlice(undone.Object, "spec", "template", "spec", "containers")
+	containers[0].(map[string]any)["args"].([]any)[0] = "--leader-elect"
+	_ = unstructured.SetNestedSlice(undone.Object, containers, "spec", "template", "spec", "containers")
+	unstructured.RemoveNestedField(undone.Object, "spec", "template", "spec", "topologySpreadConstraints")
+	if !reflect.DeepEqual(undone.Object, base["Deployment"][deployment].Object) {
+		t.Error("config/ring changes the Deployment beyond replicas, the first argument and topologySpreadConstraints")
+	}
+
+	if len(ring["PodDisruptionBudget"]) != 1 {
+		t.Fatalf("PodDisruptionBudgets %v, want one", keys(ring["PodDisruptionBudget"]))
+	}
+	for _, obj := range ring["PodDisruptionBudget"] {
+		checkBudgetLetsOneGo(t, convert[policyv1.PodDisruptionBudget](t, obj), dep, intstr.FromInt32(1))
+	}
+}
+
+// checkSpreadOverNodes: the pods' one spread constraint is soft (it never keeps a replica unscheduled), by
+// node, over the Deployment's own pods, and counts each ReplicaSet apart.
+func checkSpreadOverNodes(t *testing.T, dep *appsv1.Deployment) {
+	t.Helper()
+	spread := dep.Spec.Template.Spec.TopologySpreadConstraints
+	if len(spread) != 1 {
+		t.Fatalf("topologySpreadConstraints %+v, want one", spread)
+	}
+	c := spread[0]
+	if c.TopologyKey != "kubernetes.io/hostname" || c.WhenUnsatisfiable != corev1.ScheduleAnyway || c.MaxSkew != 1 ||
+		!slices.Equal(c.MatchLabelKeys, []string{"pod-template-hash"}) {
+		t.Errorf("spread %+v, want maxSkew 1 by kubernetes.io/hostname, ScheduleAnyway, per pod-template-hash", c)
+	}
+	if c.LabelSelector == nil || !reflect.DeepEqual(c.LabelSelector.MatchLabels, dep.Spec.Selector.MatchLabels) {
+		t.Errorf("spread selects %+v, the Deployment's pods are %v", c.LabelSelector, dep.Spec.Selector.MatchLabels)
+	}
+}
+
+// checkBudgetLetsOneGo: the budget is in the Deployment's namespace, selects exactly its pods (the
+// Deployment's own selector, which its pods carry), and allows maxUnavailable of them to be evicted.
+func checkBudgetLetsOneGo(t *testing.T, pdb *policyv1.PodDisruptionBudget, dep *appsv1.Deployment, maxUnavailable intstr.IntOrString) {
+	t.Helper()
+	if pdb.Namespace != dep.Namespace {
+		t.Errorf("PodDisruptionBudget in %q, the Deployment in %q", pdb.Namespace, dep.Namespace)
+	}
+	if pdb.Spec.Selector == nil || !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, dep.Spec.Selector.MatchLabels) {
+		t.Errorf("PodDisruptionBudget selects %+v, the Deployment's pods are %v", pdb.Spec.Selector, dep.Spec.Selector.MatchLabels)
+	}
+	for k, v := range dep.Spec.Selector.MatchLabels {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("the pods lack the selected label %s=%s", k, v)
+		}
+	}
+	if pdb.Spec.MaxUnavailable == nil || *pdb.Spec.MaxUnavailable != maxUnavailable || pdb.Spec.MinAvailable != nil {
+		t.Errorf("PodDisruptionBudget maxUnavailable %v minAvailable %v, want maxUnavailable %v", pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable, maxUnavailable.String())
 	}
 }

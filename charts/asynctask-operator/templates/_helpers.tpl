@@ -20,6 +20,51 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 control-plane: controller-manager
 {{- end }}
 
+{{/*
+How the replicas share the work: "ring" or "leader". auto is the ring for more than one replica, so that a
+single replica runs as before. The defaults here and below stand in for values a release made before they
+existed lacks when it is upgraded with --reuse-values (which keeps the old chart's values.yaml).
+*/}}
+{{- define "asynctask-operator.sharding" -}}
+{{- $sharding := .Values.sharding | default "auto" }}
+{{- if ne $sharding "auto" }}
+{{- $sharding }}
+{{- else if gt (int .Values.replicaCount) 1 }}
+{{- "ring" }}
+{{- else }}
+{{- "leader" }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the manager holds Leases: each ring member its own, or the leader election's. */}}
+{{- define "asynctask-operator.leases" -}}
+{{- if or (eq (include "asynctask-operator.sharding" .) "ring") .Values.leaderElection.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+The pods' topologySpreadConstraints, each with a labelSelector of the pods' own labels when it has none; by
+default, with more than one replica, a soft spread over nodes. matchLabelKeys counts only the pods of the
+same ReplicaSet, so that during a rolling update the old pods do not skew where the new ones go.
+*/}}
+{{- define "asynctask-operator.topologySpreadConstraints" -}}
+{{- $selector := dict "matchLabels" (include "asynctask-operator.selectorLabels" . | fromYaml) }}
+{{- $constraints := .Values.topologySpreadConstraints }}
+{{- if and (not $constraints) (gt (int .Values.replicaCount) 1) }}
+{{- $constraints = list (dict "maxSkew" 1 "topologyKey" "kubernetes.io/hostname" "whenUnsatisfiable" "ScheduleAnyway" "matchLabelKeys" (list "pod-template-hash")) }}
+{{- end }}
+{{- $withSelectors := list }}
+{{- range $constraints }}
+{{- $constraint := deepCopy . }}
+{{- if not $constraint.labelSelector }}
+{{- $_ := set $constraint "labelSelector" $selector }}
+{{- end }}
+{{- $withSelectors = append $withSelectors $constraint }}
+{{- end }}
+{{- with $withSelectors }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
 {{- define "asynctask-operator.labels" -}}
 {{ include "asynctask-operator.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
