@@ -17,10 +17,21 @@ import (
 // monitoringDir holds the dashboard and the alerts.
 var monitoringDir = filepath.Join("..", "..", "config", "monitoring")
 
-// fromOutsideTheOperator are the series the alerts use that the operator's registry serves only in some
-// deployments: controller-runtime registers leader_election_master_status when leader election is on (the
-// chart's default; off in this suite's manager).
-var fromOutsideTheOperator = map[string][]string{"leader_election_master_status": {"name"}}
+// fromOutsideTheOperator are the series the alerts and the dashboard use that the operator's registry serves
+// only in some deployments, or that other exporters serve: controller-runtime registers
+// leader_election_master_status when leader election is on (the chart's default; off in this suite's manager);
+// the ring's series exist only with --sharding=ring (ring.go: absent, not 0, so that the ring alert stays silent
+// under leader election); the ring alert finds each pod's Deployment through kube-state-metrics.
+var fromOutsideTheOperator = map[string][]string{
+	"leader_election_master_status":  {"name"},
+	"asynctask_ring_members":         {},
+	"asynctask_ring_owned_tasks":     {},
+	"asynctask_ring_owned_backends":  {},
+	"asynctask_ring_handovers_total": {"direction"},
+	"kube_pod_owner":                 {"namespace", "pod", "owner_kind", "owner_name"},
+	"kube_replicaset_owner":          {"namespace", "replicaset", "owner_kind", "owner_name"},
+	"kube_deployment_spec_replicas":  {"namespace", "deployment"},
+}
 
 // promQL parses as Prometheus does by default (no experimental functions).
 var promQL = parser.NewParser(parser.Options{})
@@ -170,7 +181,8 @@ func TestDashboardQueriesParseAndUseExportedMetrics(t *testing.T) {
 	g.Expect(exprs).To(BeNumerically(">=", 15))
 	for _, want := range []string{"Tasks by phase", "Polls per second", "Poll error ratio", "Poll latency p50 / p99",
 		"Detection latency p50 / p99", "Vendor logins per second", "Refused logins per second", "Rate-limit waits",
-		"Deferred polls", "Workers busy", "Submissions by outcome", "Submit queue length", "Tasks waiting for a person"} {
+		"Deferred polls", "Workers busy", "Submissions by outcome", "Submit queue length", "Tasks waiting for a person",
+		"Ring members", "Tasks owned per replica", "Backends owned per replica", "Task handovers per second"} {
 		g.Expect(titles).To(HaveKey(want))
 	}
 }
@@ -208,5 +220,5 @@ func TestAlertsParseAndUseExportedMetrics(t *testing.T) {
 			g.Expect(r.Annotations["runbook_url"]).To(HaveSuffix("docs/operations.md#" + strings.ToLower(r.Alert)))
 		}
 	}
-	g.Expect(alerts).To(Equal(7))
+	g.Expect(alerts).To(Equal(8))
 }

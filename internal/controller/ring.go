@@ -2,12 +2,14 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -123,6 +125,9 @@ func (h *ringHandover) ringChanged(before, after *sharding.Ring) {
 	backendUIDs := map[backendKey]types.UID{}
 	namespaced, clustered := &v1alpha1.TaskBackendList{}, &v1alpha1.ClusterTaskBackendList{}
 	if err := h.client.List(ctx, namespaced); err != nil {
+		if errors.As(err, new(*cache.ErrCacheNotStarted)) {
+			return // the controllers have not started either: their first lists reconcile everything on the new ring
+		}
 		log.FromContext(ctx).Error(err, "Cannot list TaskBackends for a ring change")
 	}
 	if err := h.client.List(ctx, clustered); err != nil {
