@@ -172,7 +172,9 @@ func waitForPollsAfter(t *testing.T, ids map[types.UID]string, since time.Time, 
 func checkPollSpacing(t *testing.T, what string, ids map[types.UID]string, from, to time.Time, maxGap time.Duration) {
 	t.Helper()
 	closest, longest := to.Sub(from), time.Duration(0)
-	defer func() { t.Logf("%s: closest polls of a task %s apart, longest wait %s (bound %s)", what, closest, longest, maxGap) }()
+	defer func() {
+		t.Logf("%s: closest polls of a task %s apart, longest wait %s (bound %s)", what, closest, longest, maxGap)
+	}()
 	for uid, id := range ids {
 		var inWindow []time.Time
 		for _, at := range sim.PollTimes(id) {
