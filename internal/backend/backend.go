@@ -75,9 +75,10 @@ type Config struct {
 	Client *Client
 	// OnLogin, when set, is called after every vendor login (for metrics); vendors pass it to their Session.
 	OnLogin func()
-	// PollInterval is the backend's poll interval: the first wait before a refused login is tried again
-	// (Session.RetryRefusedLoginsAfter).
-	PollInterval time.Duration
+	// FirstLoginRetry is the first wait before a refused login is tried again (Session.RetryRefusedLoginsAfter):
+	// the backend's poll interval, or MaxLoginBackoff on a replica that leaves the retries to the backend's
+	// owner (--sharding=ring).
+	FirstLoginRetry time.Duration
 }
 
 // Factory builds a Backend. It returns an *Error of KindInvalidConfig when the spec or credentials are not a

@@ -106,6 +106,11 @@ func NewClient(opts ClientOptions) *Client {
 // Close drops the Client's idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
+// RateLimit returns the requests per second and the burst the client keeps to.
+func (c *Client) RateLimit() (qps float64, burst int) {
+	return float64(c.limiter.Limit()), c.limiter.Burst()
+}
+
 // Response is a vendor's answer, read whole.
 type Response struct {
 	StatusCode int

@@ -101,6 +101,10 @@ type connector struct {
 	// rateShare is how many replicas poll each backend (the ring's members; nil: one): each replica keeps to
 	// its share of the backend's rate limit, so that together they keep to all of it.
 	rateShare func() int
+	// ownsBackend reports whether this replica owns a backend on the ring (nil: it owns all). After a refused
+	// login only the owner tries again on the regular schedule; the others wait MaxLoginBackoff, so that N
+	// replicas do not lock a vendor account N times faster.
+	ownsBackend func(types.UID) bool
 
 	// namespaceWorkers bounds the polls in flight of each namespace's TaskBackends together, so that a tenant
 	// with many slow backends cannot hold every worker either.
@@ -213,11 +217,14 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 	if err != nil {
 		return nil, err
 	}
-	share := 1
+	share, owner := 1, true
 	if c.rateShare != nil {
 		share = c.rateShare()
 	}
-	fingerprint := fmt.Sprintf("%s/%d/%s/%s/%d", uid, generation, credsVersion, caVersion, share)
+	if c.ownsBackend != nil {
+		owner = c.ownsBackend(uid)
+	}
+	fingerprint := fmt.Sprintf("%s/%d/%s/%s/%d/%t", uid, generation, credsVersion, caVersion, share, owner)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -225,7 +232,7 @@ func (c *connector) connect(ctx context.Context, key backendKey, taskNamespace s
 		conn.changes = changes
 		return conn, nil
 	}
-	conn, err := c.buildConnection(labelsFor(key, spec.Type), spec, creds, roots, c.network[key.Kind], share)
+	conn, err := c.buildConnection(labelsFor(key, spec.Type), spec, creds, roots, c.network[key.Kind], share, owner)
 	if err == nil {
 		conn.workers = make(chan struct{}, c.workersPerBackend)
 	}
@@ -252,8 +259,9 @@ func (c *connector) forget(key backendKey) {
 
 // buildConnection builds the vendor client of one version of a backend: its HTTP client, under the kind's
 // network policy, and the Backend its vendor package's factory makes of them.
-// share is how many replicas split the backend's rate limit.
-func (c *connector) buildConnection(labels backendLabels, spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy, share int) (*connection, error) {
+// share is how many replicas split the backend's rate limit; owner says whether this replica retries refused
+// logins on the regular schedule (see ownsBackend).
+func (c *connector) buildConnection(labels backendLabels, spec v1alpha1.TaskBackendSpec, creds backend.Credentials, roots *x509.CertPool, network backend.NetworkPolicy, share int, owner bool) (*connection, error) {
 	factory, err := c.lookup(spec.Type)
 	if err != nil {
 		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: err.Error()}
@@ -290,8 +298,12 @@ func (c *connector) buildConnection(labels backendLabels, spec v1alpha1.TaskBack
 		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: upperFirst(err.Error())}
 	}
 	httpClient := backend.NewClient(opts)
+	firstLoginRetry := durationOr(spec.PollInterval, defaultPollInterval)
+	if !owner {
+		firstLoginRetry = backend.MaxLoginBackoff
+	}
 	b, err := factory(backend.Config{Spec: spec, Credentials: creds, Client: httpClient, OnLogin: vendorLogins.WithLabelValues(labels[:]...).Inc,
-		PollInterval: durationOr(spec.PollInterval, defaultPollInterval)})
+		FirstLoginRetry: firstLoginRetry})
 	if err != nil {
 		httpClient.Close()
 		return nil, &backend.Error{Kind: backend.KindInvalidConfig, Message: upperFirst(err.Error())}

@@ -88,7 +88,9 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	ring := ownership{ring: opts.Ring}
 	registerMetrics(mgr.GetCache(), ring)
 	conns := newConnector(mgr.GetClient(), newSecretReader(mgr.GetClient(), mgr.GetAPIReader()), opts)
-	conns.rateShare = ring.members
+	if ring.enabled() {
+		conns.rateShare, conns.ownsBackend = ring.members, ring.owns
+	}
 	fieldOwner := cmp.Or(opts.FieldOwner, "asynctask-operator")
 	tasks := &AsyncTaskReconciler{
 		Client:     mgr.GetClient(),

@@ -50,7 +50,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		session := backend.NewSession(login.login, tokenRefreshBefore, cfg.OnLogin).RetryRefusedLoginsAfter(cfg.PollInterval)
+		session := backend.NewSession(login.login, tokenRefreshBefore, cfg.OnLogin).RetryRefusedLoginsAfter(cfg.FirstLoginRetry)
 		a.send = tokenSender(cfg.Client, session)
 	case v1alpha1.APIGatewayAuthAKSK:
 		a.send = signingSender(cfg.Client, settings.ProjectID, cfg.Credentials.Get("accessKey"), cfg.Credentials.Get("secretKey"))

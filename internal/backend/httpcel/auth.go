@@ -177,7 +177,7 @@ func (a *authenticator) setUpLogin(cfg backend.Config, base string) error {
 			return "", time.Time{}, a.loginError(err)
 		}
 		return a.readLogin(ctx, resp, token)
-	}, 0, a.logins.Count).RetryRefusedLoginsAfter(cfg.PollInterval)
+	}, 0, a.logins.Count).RetryRefusedLoginsAfter(cfg.FirstLoginRetry)
 	return nil
 }
 

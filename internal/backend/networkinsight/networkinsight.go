@@ -70,7 +70,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		if err != nil {
 			return nil, backend.Errorf(backend.KindInvalidConfig, "cannot encode the login request")
 		}
-		n.session = backend.NewSession(n.login(body), refreshBefore, cfg.OnLogin).RetryRefusedLoginsAfter(cfg.PollInterval)
+		n.session = backend.NewSession(n.login(body), refreshBefore, cfg.OnLogin).RetryRefusedLoginsAfter(cfg.FirstLoginRetry)
 	case cfg.Credentials.Has("token"):
 		n.session = backend.NewFixedSession(cfg.Credentials.Get("token"))
 	default:

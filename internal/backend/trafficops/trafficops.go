@@ -75,7 +75,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	loginURL := t.base.JoinPath("api", t.version, "user", path).String()
 	t.session = backend.NewSession(func(ctx context.Context) (*cookies, time.Time, error) {
 		return t.doLogin(ctx, loginURL, loginBody)
-	}, 0, t.logins.Count).RetryRefusedLoginsAfter(cfg.PollInterval)
+	}, 0, t.logins.Count).RetryRefusedLoginsAfter(cfg.FirstLoginRetry)
 	return t, nil
 }
 

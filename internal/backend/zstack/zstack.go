@@ -53,7 +53,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 		z.password = cfg.Credentials.Get("password")
 		// ZStack's session lifetime is configurable and the login answer's expiredDate is a locale-dependent
 		// date text, so the session is used until ZStack refuses it (ID.1001) rather than timed.
-		z.session = backend.NewSession(z.login, 0, cfg.OnLogin).RetryRefusedLoginsAfter(cfg.PollInterval)
+		z.session = backend.NewSession(z.login, 0, cfg.OnLogin).RetryRefusedLoginsAfter(cfg.FirstLoginRetry)
 	case cfg.Credentials.Has("sessionID"):
 		z.fixed = true
 		z.session = backend.NewFixedSession(cfg.Credentials.Get("sessionID"))
