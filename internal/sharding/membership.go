@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -64,6 +66,8 @@ type Membership struct {
 	subscribers []func(before, after *Ring)
 	// recheck wakes the loop that expires Leases whose renewals stopped.
 	recheck chan struct{}
+	// rebuilds counts the ring's rebuilds, so that a test can tell the expiry loop does not spin.
+	rebuilds atomic.Int64
 }
 
 // seenLease is what a member knows of another's Lease: when it last saw it renewed, by its own clock (as
@@ -228,8 +232,16 @@ func (l seenLease) live(now time.Time) bool {
 	return l.holder != "" && now.Before(l.seenRenewingAt.Add(l.duration))
 }
 
-// update rebuilds the ring from what is known, and tells the subscribers when its members changed.
+// update rebuilds the ring from what is known, tells the subscribers when its members changed, and has the
+// expiry timer set for the Leases as they are now.
 func (m *Membership) update() {
+	m.rebuild()
+	m.wakeExpiry()
+}
+
+// rebuild is update without waking the expiry loop (which calls it).
+func (m *Membership) rebuild() {
+	m.rebuilds.Add(1)
 	m.updating.Lock()
 	defer m.updating.Unlock()
 	m.mu.Lock()
@@ -243,18 +255,17 @@ func (m *Membership) update() {
 			}
 		}
 	}
-	after := NewRing(members)
+	slices.Sort(members)
+	members = slices.Compact(members)
 	before := m.ring
-	changed := !before.Equal(after)
-	if changed {
-		m.ring, m.changedAt = after, now
-	}
-	subscribers := m.subscribers
-	m.mu.Unlock()
-	m.wakeExpiry()
-	if !changed {
+	if slices.Equal(before.members, members) {
+		m.mu.Unlock()
 		return
 	}
+	after := NewRing(members)
+	m.ring, m.changedAt = after, now
+	subscribers := m.subscribers
+	m.mu.Unlock()
 	m.cfg.Log.Info("Ring changed", "members", after.Members())
 	for _, fn := range subscribers {
 		fn(before, after)
@@ -282,7 +293,7 @@ func (m *Membership) expireLeases(ctx context.Context, store cache.Store) {
 		case <-timer.C():
 		case <-m.recheck:
 		}
-		m.update()
+		m.rebuild()
 		now := m.cfg.Clock.Now()
 		next := m.cfg.LeaseDuration
 		m.mu.Lock()

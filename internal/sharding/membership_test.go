@@ -1,6 +1,7 @@
 package sharding
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -116,5 +117,64 @@ func TestMembershipRefusesBadTimings(t *testing.T) {
 	}
 	if _, err := NewMembership(Config{Namespace: "ns", Ring: "r", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}); err == nil {
 		t.Error("a member without an identity accepted")
+	}
+}
+
+// Run holds the Lease and follows it; the ring is looked at again on each renewal and each expiry, not in a
+// loop (a wake-up that woke itself once kept a core busy).
+func TestMembershipRunIsQuietBetweenRenewals(t *testing.T) {
+	clientset := fake.NewClientset()
+	m, err := NewMembership(Config{Client: clientset, Namespace: "ns", Ring: "ring", Identity: "a",
+		LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 100 * time.Millisecond, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	renewals := func() []time.Time {
+		l, err := clientset.CoordinationV1().Leases("ns").Get(ctx, m.LeaseName(), metav1.GetOptions{})
+		if err != nil || l.Spec.RenewTime == nil {
+			return nil
+		}
+		return []time.Time{l.Spec.RenewTime.Time}
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond) // bounded polling of a condition, not a wait for time to pass
+		}
+	}
+	waitFor("the member to hold its Lease", func() bool { return slices.Equal(m.Ring().Members(), []string{"a"}) })
+	before := m.rebuilds.Load()
+	var seen []time.Time
+	waitFor("five renewals", func() bool {
+		if r := renewals(); len(r) == 1 && (len(seen) == 0 || !r[0].Equal(seen[len(seen)-1])) {
+			seen = append(seen, r[0])
+		}
+		return len(seen) > 5
+	})
+	if n := m.rebuilds.Load() - before; n > 40 {
+		t.Fatalf("%d rebuilds of the ring over five renewals: the expiry loop spins", n)
+	} else {
+		t.Logf("%d rebuilds over five renewals", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	l, err := clientset.CoordinationV1().Leases("ns").Get(context.Background(), m.LeaseName(), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if holder := ptr.Deref(l.Spec.HolderIdentity, ""); holder != "" {
+		t.Fatalf("after Run returned the Lease is still held by %q: it must be released", holder)
+	}
+	if l.Labels[RingLabel] != "ring" {
+		t.Fatalf("the Lease's labels %v lack %s=ring", l.Labels, RingLabel)
 	}
 }
