@@ -36,7 +36,7 @@ func NewRing(members []string) *Ring {
 	r := &Ring{members: members, points: make([]point, 0, len(members)*VirtualNodes)}
 	for i, m := range members {
 		for v := range VirtualNodes {
-			r.points = append(r.points, point{hash: xxhash.Sum64String(m + "#" + strconv.Itoa(v)), member: int32(i)}) //nolint:gosec // G115: few members
+			r.points = append(r.points, point{hash: xxhash.Sum64String(m + "#" + strconv.Itoa(v)), member: int32(i)})
 		}
 	}
 	slices.SortFunc(r.points, func(a, b point) int {

@@ -8,7 +8,7 @@ import (
 
 // keys returns n UUID-shaped keys, the same in every run.
 func keys(n int) []string {
-	rng := rand.New(rand.NewPCG(uint64(n), 7)) //nolint:gosec // reproducible keys, no secrecy
+	rng := rand.New(rand.NewPCG(uint64(n), 7))
 	out := make([]string, n)
 	for i := range out {
 		out[i] = fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<12), rng.IntN(1<<12), rng.Uint64()&(1<<48-1))
@@ -44,7 +44,7 @@ func loads(r *Ring, keys []string) map[string]int {
 // The bound: max/mean <= 1.2 at 3 replicas and 10,000 tasks, for any names the pods get.
 func TestRingBalance(t *testing.T) {
 	tasks := keys(10000)
-	rng := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // reproducible names, no secrecy
+	rng := rand.New(rand.NewPCG(1, 2))
 	worst := 0.0
 	for range 2000 {
 		r := NewRing(podNames(rng, 3))
@@ -62,7 +62,7 @@ func TestRingBalance(t *testing.T) {
 // A member joining takes keys only from the others, about 1/N of them; one leaving gives away only its own.
 func TestRingMovesOnlyWhatItMust(t *testing.T) {
 	tasks := keys(10000)
-	rng := rand.New(rand.NewPCG(3, 4)) //nolint:gosec // reproducible names
+	rng := rand.New(rand.NewPCG(3, 4))
 	names := podNames(rng, 4)
 	three, four := NewRing(names[:3]), NewRing(names)
 	moved := 0
