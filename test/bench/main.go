@@ -102,6 +102,14 @@ type config struct {
 
 	// unrelatedSecretsMiB, when not 0, replaces phases 2 to 5 by the unrelated-Secrets scenario.
 	unrelatedSecretsMiB int
+
+	// leases are the ring members' Lease timings.
+	leases leaseTimings
+}
+
+// leaseTimings are a ring member's Lease timings, as cmd/main.go's --lease-* flags set them.
+type leaseTimings struct {
+	duration, renewDeadline, retryPeriod time.Duration
 }
 
 // has reports whether phase is to be run.
@@ -168,6 +176,16 @@ func main() {
 		"none (go build stamps none in a git worktree; make bench-compare passes it)")
 	flag.StringVar(&cfg.profileDir, "profile-dir", "", "take a CPU profile over the steady window and a heap profile "+
 		"at its end from the manager (BENCH_PPROF_ADDR) and save them, with go tool pprof -top text, in this directory")
+	flag.DurationVar(&cfg.leases.duration, "lease-duration", 15*time.Second, "ring members' Lease duration "+
+		"(the operator's --lease-duration); also passed to the manager role")
+	flag.DurationVar(&cfg.leases.renewDeadline, "lease-renew-deadline", 10*time.Second, "ring members' renew "+
+		"deadline (--lease-renew-deadline)")
+	flag.DurationVar(&cfg.leases.retryPeriod, "lease-retry-period", 2*time.Second, "ring members' retry period "+
+		"(--lease-retry-period): how often a Lease is renewed and how long gained tasks wait")
+	member := ringMember{}
+	flag.StringVar(&member.identity, "ring-identity", "", "manager role: join the ring under this identity "+
+		"(--sharding=ring, its POD_NAME); alone, as today, when empty")
+	flag.StringVar(&member.namespace, "ring-namespace", ringNamespace, "manager role: the namespace of the ring's Leases")
 	flag.StringVar(&cfg.repoRoot, "repo", ".", "repository root: holds bin/ and config/crd/bases")
 	flag.StringVar(&cfg.out, "out", "", "also write the results table (Markdown) to this file")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results (every row, with its numbers) as JSON to this file, for -compare")
@@ -176,7 +194,8 @@ func main() {
 	flag.Parse()
 
 	if *role == "manager" {
-		if err := runManager(*kubeconfig, cfg.concurrency); err != nil {
+		member.leases = cfg.leases
+		if err := runManager(*kubeconfig, cfg.concurrency, member); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 			os.Exit(1)
 		}
