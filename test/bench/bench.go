@@ -397,9 +397,10 @@ func waitFor(ctx context.Context, timeout time.Duration, mgr watched, cond func(
 }
 
 // usage is the CPU time of the manager (or the ring's replicas) and of the control plane at one moment; bench,
-// the bench's own (simulator, counter, watch), only where the ring's is measured.
+// the bench's own (simulator, counter, watch), and machine, every process's (machineBusy), only where the
+// ring's is measured.
 type usage struct {
-	manager, controlPlane, bench time.Duration
+	manager, controlPlane, bench, machine time.Duration
 }
 
 func (b *bench) usage(mgr *managerProcess) usage {
@@ -507,13 +508,15 @@ func (b *bench) steady(ctx context.Context, mgr *managerProcess) error {
 	}
 	s0, u0, w0 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
 	bench0, _ := procCPU(os.Getpid())
+	machine0, _ := machineBusy()
 	from := b.counter.since()
 	if err := sleep(ctx, w, mgr); err != nil {
 		return err
 	}
 	s1, u1, w1 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
 	bench1, _ := procCPU(os.Getpid())
-	b.r.steadyBenchCPU = bench1 - bench0
+	machine1, _ := machineBusy()
+	b.r.steadyBenchCPU, b.r.steadyMachineBusy = bench1-bench0, machine1-machine0
 	b.r.steadyBins = b.counter.secondBins(from, b.counter.since())
 	b.r.steady = measureWindow(s0, s1, u0, u1, allTasks(b.cfg.tasks), b.cfg.interval)
 	b.r.steadyWrites = w1 - w0

@@ -565,6 +565,34 @@ func controlPlanePIDs() []int {
 	return pids
 }
 
+// machineBusy returns the CPU time every process of the machine has used since boot (/proc/stat's first line:
+// all but idle and iowait, in clock ticks of 1/100 s), so that a window can tell what other processes took.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 6 || fields[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat")
+	}
+	var busy int64
+	for k, f := range fields[1:] {
+		ticks, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("unexpected /proc/stat")
+		}
+		// user nice system idle iowait irq softirq steal guest guest_nice; guest time is counted in user already.
+		if k == 3 || k == 4 || k >= 8 {
+			continue
+		}
+		busy += ticks
+	}
+	const clockTick = 10 * time.Millisecond // USER_HZ
+	return time.Duration(busy) * clockTick, nil
+}
+
 // cpuOf sums the CPU time of processes.
 func cpuOf(pids []int) time.Duration {
 	var total time.Duration

@@ -168,6 +168,8 @@ type results struct {
 	// that window: the ring's replicas are held against them.
 	steadyRSSKiB, steadyHWMKiB int64
 	steadyBenchCPU             time.Duration
+	// steadyMachineBusy is the CPU time every process of the machine used in the single steady window.
+	steadyMachineBusy time.Duration
 	// processes counts the manager processes started.
 	processes int
 

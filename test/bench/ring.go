@@ -197,6 +197,15 @@ type killResults struct {
 	dups                   int64
 }
 
+// repollText says when the dead replica's tasks were polled again.
+func (k *killResults) repollText() string {
+	if k.repolled == 0 {
+		return fmt.Sprintf("none polled again within the %s measured", k.window)
+	}
+	return fmt.Sprintf("first polled again %s after the kill, %d/%d by %s after it (measured for %s)", round(k.firstRepoll),
+		k.repolled, k.dead.tasks, round(k.allRepoll), k.window)
+}
+
 type rolloutResults struct {
 	from, window time.Duration
 	steps        []rolloutStep
@@ -321,7 +330,8 @@ func (b *bench) ringSteady(ctx context.Context) error {
 		cpu1[k], _ = procCPU(r.proc.pid())
 	}
 	rr.steady = measureWindow(s0, s1, usage{}, usage{}, allTasks(b.cfg.tasks), b.cfg.interval)
-	rr.busy = usage{manager: busy1.manager - busy0.manager, controlPlane: busy1.controlPlane - busy0.controlPlane, bench: busy1.bench - busy0.bench}
+	rr.busy = usage{manager: busy1.manager - busy0.manager, controlPlane: busy1.controlPlane - busy0.controlPlane,
+		bench: busy1.bench - busy0.bench, machine: busy1.machine - busy0.machine}
 	rr.steadyLate = latenessOf(b.counter.gaps(s1.at), allTasks(b.cfg.tasks), b.cfg.interval, b.watcher.uid)
 	rr.steadyDups, rr.steadyWrites = d1-d0, w1-w0
 	rr.duplicates = append(rr.duplicates, b.counter.takeDuplicates()...)
@@ -358,6 +368,7 @@ func (b *bench) busy() usage {
 	}
 	u.controlPlane = cpuOf(b.cp)
 	u.bench, _ = procCPU(os.Getpid())
+	u.machine, _ = machineBusy()
 	return u
 }
 
@@ -410,8 +421,7 @@ func (b *bench) killOne(ctx context.Context) error {
 		k.repolled++
 	}
 	b.r.ring.kill = k
-	logf("  the dead replica's tasks: first polled again %s after the kill, %d/%d by %s; longest gap %s; the others' longest gap %s; %d duplicate polls",
-		k.firstRepoll.Round(100*time.Millisecond), k.repolled, len(dead), k.allRepoll.Round(100*time.Millisecond),
+	logf("  the dead replica's tasks: %s; longest gap %s; the others' longest gap %s; %d duplicate polls", k.repollText(),
 		k.dead.gap.gap.Round(100*time.Millisecond), k.others.gap.gap.Round(100*time.Millisecond), k.dups)
 	return nil
 }

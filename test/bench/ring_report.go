@@ -51,8 +51,7 @@ func (r results) ringRows() []row {
 		x := r.lateRow("kill.dead_late_beyond_interval",
 			fmt.Sprintf("Kill -9 of %s: longest one of its %d tasks went unpolled beyond its interval; kill → its tasks polled again", k.victim, k.dead.tasks),
 			k.dead, fmt.Sprintf("≤ %s (LeaseDuration %s + 2 × RetryPeriod %s + interval %s)", bound, l.duration, l.retryPeriod, iv), bound)
-		x.Result += fmt.Sprintf("; first polled again %s after the kill, %d/%d by %s after it (measured for %s)", round(k.firstRepoll),
-			k.repolled, k.dead.tasks, round(k.allRepoll), k.window)
+		x.Result += "; " + k.repollText()
 		x.Verdict = verdict(k.dead.beyond(iv) <= bound && k.repolled == k.dead.tasks, fmt.Sprintf("by %s, %d of %d tasks polled again",
 			round(k.dead.beyond(iv)-bound), k.repolled, k.dead.tasks))
 		x.Values = append(x.Values, val("first polled again after the kill", secs(k.firstRepoll), "s"),
@@ -218,10 +217,13 @@ func (r results) ringDetails(b *strings.Builder) {
 	ringBusy := rr.busy.manager + rr.busy.controlPlane + rr.busy.bench
 	singleBusy := r.steady.cpu.manager + r.steady.cpu.controlPlane + r.steadyBenchCPU
 	fmt.Fprintf(b, "- CPU used in the ring's steady window: replicas %.1f s, control plane %.1f s, the bench (simulator, counter, watch) %.1f s: "+
-		"%.1f s of %d CPUs × %s = %.0f%%; in the single replica's: manager %.1f s, control plane %.1f s, bench %.1f s: %.0f%%.\n",
+		"%.1f s of %d CPUs × %s = %.0f%%; the whole machine %.0f%% busy (other processes %.1f s). In the single replica's: manager %.1f s, "+
+		"control plane %.1f s, bench %.1f s: %.0f%%; the whole machine %.0f%% busy (other processes %.1f s).\n",
 		rr.busy.manager.Seconds(), rr.busy.controlPlane.Seconds(), rr.busy.bench.Seconds(), ringBusy.Seconds(), runtime.NumCPU(), c.window,
-		100*ratio(ringBusy.Seconds(), capacity.Seconds()), r.steady.cpu.manager.Seconds(), r.steady.cpu.controlPlane.Seconds(),
-		r.steadyBenchCPU.Seconds(), 100*ratio(singleBusy.Seconds(), capacity.Seconds()))
+		100*ratio(ringBusy.Seconds(), capacity.Seconds()), 100*ratio(rr.busy.machine.Seconds(), capacity.Seconds()),
+		max(0, rr.busy.machine-ringBusy).Seconds(), r.steady.cpu.manager.Seconds(), r.steady.cpu.controlPlane.Seconds(),
+		r.steadyBenchCPU.Seconds(), 100*ratio(singleBusy.Seconds(), capacity.Seconds()), 100*ratio(r.steadyMachineBusy.Seconds(), capacity.Seconds()),
+		max(0, r.steadyMachineBusy-singleBusy).Seconds())
 	if ro := rr.rollout; ro != nil {
 		var steps []string
 		for _, s := range ro.steps {
