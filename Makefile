@@ -119,12 +119,18 @@ test-alerts: promtool ## Check the alerts with promtool and run their tests (con
 	{ echo "The chart's copies of config/monitoring are stale: run 'make monitoring' and commit."; exit 1; }; }
 
 # make bench runs test/bench once and prints one table; BENCH_TASKS running tasks, BENCH_FLAGS passes more flags
-# (go run ./test/bench -h lists them). The scenarios (issue #15, 2 cores, 10 s interval):
+# (go run ./test/bench -h lists them). The scenarios (issues #15 and #22, 2 cores, 10 s interval):
 #   make bench BENCH_TASKS=10000                  10,000 running: CPU per 1,000 polls, restart, heap per task
 #   make bench BENCH_TASKS=20000                  20,000 running: polls per task per interval, detection p99
 #   make bench BENCH_TASKS=10000 BENCH_FLAGS='-finished 90000 -phases warmup,steady,restart'
 #                                                 100,000 held, 90,000 of them finished: peak RSS, requests and
 #                                                 writes for finished tasks, cache sync + first poll
+#   make bench BENCH_TASKS=10000 BENCH_FLAGS='-replicas 3 -kill'
+#                                                 one replica, then a ring of 3 in the same run: polls per task per
+#                                                 interval, duplicate polls, CPU and RSS per replica against the
+#                                                 one; kill -9 of one and a rolling restart: how long tasks go
+#                                                 unpolled (-lease-duration, -lease-renew-deadline and
+#                                                 -lease-retry-period set the members' Leases)
 #   make bench-compare BASE=<rev> BENCH_TASKS=... BENCH_FLAGS=...
 #                                                 the operator at BASE and the working tree's, one after the other
 #                                                 with the same settings, measured by the working tree's bench

@@ -67,6 +67,16 @@ type bench struct {
 	prof    *profiler // nil without -profile-dir
 	cp      []int     // control plane PIDs
 	r       results
+
+	client  client.Client
+	workDir string
+	// managerStart starts a manager process as the single replica's was started (without its profiler).
+	managerStart managerStart
+	// processes counts the manager processes started.
+	processes int
+	// ring is the ring's replicas (-replicas); replicasStarted numbers their identities.
+	ring            replicaSet
+	replicasStarted int
 }
 
 func run(cfg config) (err error) {
@@ -81,6 +91,7 @@ func run(cfg config) (err error) {
 		return err
 	}
 	logf("Work directory (manager logs): %s", workDir)
+	b.workDir = workDir
 
 	// Setup, not measured: control plane, simulator, objects.
 	bin := filepath.Join(cfg.repoRoot, "bin")
@@ -105,6 +116,7 @@ func run(cfg config) (err error) {
 	if err != nil {
 		return err
 	}
+	b.client = c
 
 	n := cfg.tasks
 	ids := make([]string, n)
@@ -115,7 +127,7 @@ func run(cfg config) (err error) {
 	for _, id := range ids {
 		b.sim.AddTimedTask(id, time.Hour, stepA)
 	}
-	b.counter = newCounter(b.sim.Handler(), ids)
+	b.counter = newCounter(b.sim.Handler(), ids, cfg.interval)
 	b.counter.start = b.start
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -161,6 +173,7 @@ func run(cfg config) (err error) {
 		// As the Deployment runs it: GOMEMLIMIT from limits.memory, less the tenth cmd/main.go keeps as headroom.
 		start.env = append(start.env, "GOMEMLIMIT="+cfg.goMemLimit)
 	}
+	b.managerStart = start
 	start1 := start
 	start1.logPath = filepath.Join(workDir, "manager-1.log")
 	if cfg.profileDir != "" {
@@ -174,6 +187,7 @@ func run(cfg config) (err error) {
 	if err != nil {
 		return err
 	}
+	b.processes++
 	defer func() {
 		if done, _ := mgr1.exited(); !done {
 			_ = mgr1.stop()
@@ -207,6 +221,18 @@ func run(cfg config) (err error) {
 		}
 		mgr = mgr2
 	}
+	if cfg.ringRuns() {
+		b.notePeak(mgr)
+		logf("Stopping the single manager (SIGTERM) for the ring")
+		if err := mgr.stop(); err != nil {
+			logf("  the single manager: %v", err)
+		}
+		defer b.ring.stopAll()
+		if err := b.ringPhases(ctx); err != nil {
+			return err
+		}
+		b.ring.stopAll() // nothing is measured any more
+	}
 	if cfg.has(phaseFinish) {
 		if err := b.finish(ctx, mgr); err != nil {
 			return err
@@ -219,6 +245,7 @@ func run(cfg config) (err error) {
 	}
 	b.notePeak(mgr)
 	b.collectWrites()
+	b.r.processes = b.processes
 	for v := range numVendors {
 		b.r.logins[v] = b.counter.byKind[v][reqLogin].Load()
 	}
@@ -331,8 +358,13 @@ func forEach(ctx context.Context, n, workers int, do func(ctx context.Context, i
 	return g.Wait()
 }
 
+// watched is what sleep and waitFor watch: a manager process, or the ring's replicas.
+type watched interface {
+	exited() (bool, error)
+}
+
 // sleep waits d, or fails when ctx ends or the manager exits.
-func sleep(ctx context.Context, d time.Duration, mgr *managerProcess) error {
+func sleep(ctx context.Context, d time.Duration, mgr watched) error {
 	deadline := time.Now().Add(d)
 	for {
 		if done, err := mgr.exited(); done {
@@ -351,7 +383,7 @@ func sleep(ctx context.Context, d time.Duration, mgr *managerProcess) error {
 }
 
 // waitFor polls cond until it holds or timeout passes; it reports whether it held.
-func waitFor(ctx context.Context, timeout time.Duration, mgr *managerProcess, cond func() bool) (bool, error) {
+func waitFor(ctx context.Context, timeout time.Duration, mgr watched, cond func() bool) (bool, error) {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -364,9 +396,11 @@ func waitFor(ctx context.Context, timeout time.Duration, mgr *managerProcess, co
 	return true, nil
 }
 
-// usage is the CPU time of the manager and of the control plane at one moment.
+// usage is the CPU time of the manager (or the ring's replicas) and of the control plane at one moment; bench,
+// the bench's own (simulator, counter, watch), and machine, every process's (machineBusy), only where the
+// ring's is measured.
 type usage struct {
-	manager, controlPlane time.Duration
+	manager, controlPlane, bench, machine time.Duration
 }
 
 func (b *bench) usage(mgr *managerProcess) usage {
@@ -473,11 +507,16 @@ func (b *bench) steady(ctx context.Context, mgr *managerProcess) error {
 		}()
 	}
 	s0, u0, w0 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
+	bench0, _ := procCPU(os.Getpid())
+	machine0, _ := machineBusy()
 	from := b.counter.since()
 	if err := sleep(ctx, w, mgr); err != nil {
 		return err
 	}
 	s1, u1, w1 := b.counter.snapshot(), b.usage(mgr), b.watcher.totalWrites.Load()
+	bench1, _ := procCPU(os.Getpid())
+	machine1, _ := machineBusy()
+	b.r.steadyBenchCPU, b.r.steadyMachineBusy = bench1-bench0, machine1-machine0
 	b.r.steadyBins = b.counter.secondBins(from, b.counter.since())
 	b.r.steady = measureWindow(s0, s1, u0, u1, allTasks(b.cfg.tasks), b.cfg.interval)
 	b.r.steadyWrites = w1 - w0
@@ -493,6 +532,9 @@ func (b *bench) steady(ctx context.Context, mgr *managerProcess) error {
 		return err
 	}
 	b.r.heapBaseline, b.r.heapLive = base.HeapAlloc, now.HeapAlloc
+	// The single replica's memory, for the ring's replicas to be held against.
+	b.r.steadyRSSKiB, _ = procMemKiB(mgr.pid(), "VmRSS")
+	b.r.steadyHWMKiB, _ = procMemKiB(mgr.pid(), "VmHWM")
 	if b.prof != nil {
 		b.prof.fetch(ctx, "heap", "heap?gc=1", time.Minute)
 	}
@@ -524,6 +566,7 @@ func (b *bench) restart(ctx context.Context, old *managerProcess, start managerS
 	if err != nil {
 		return nil, err
 	}
+	b.processes++
 	started := mgr.started.Sub(b.start)
 	// The rate limit forces (requests per backend - burst) / qps; ZStack makes two requests per running poll.
 	forced := b.rateLimitForced()
@@ -552,7 +595,7 @@ func (b *bench) restart(ctx context.Context, old *managerProcess, start managerS
 	b.r.restartWrites = b.watcher.totalWrites.Load() - w0
 	// A write in the restart phase is extra unless it records an observation not written before the restart.
 	for i := range n {
-		pending := max(0, b.distinctBeforeFinish(i)-int(perTask0[i]))
+		pending := max(0, b.distinctThroughRestart(i)-int(perTask0[i]))
 		b.r.restartExtraWrites += int64(max(0, int(b.watcher.writes[i].Load()-perTask0[i])-pending))
 	}
 	b.r.restartRan = true
@@ -674,13 +717,23 @@ func (b *bench) slow(ctx context.Context, mgr *managerProcess) error {
 	return nil
 }
 
-// distinctBeforeFinish is how many distinct observations the simulator gives task i before the finish phase:
-// A, and B from the steady phase on, except for API Gateway, which shows no progress (A and B read the same).
-func (b *bench) distinctBeforeFinish(i int) int {
+// distinctThroughRestart is how many distinct observations the simulator gives task i until the restart phase
+// ends: A, and B from the steady phase on, except for API Gateway, which shows no progress (A and B read the same).
+func (b *bench) distinctThroughRestart(i int) int {
 	if b.cfg.has(phaseSteady) && i%numVendors != vAPIG {
 		return 2
 	}
 	return 1
+}
+
+// distinctBeforeFinish is how many distinct observations the simulator gives task i before the finish phase:
+// those until the restart, and C from the ring's steady window on (API Gateway again excepted). With a ring,
+// the finish phase does not run.
+func (b *bench) distinctBeforeFinish(i int) int {
+	if b.cfg.ringRuns() && i%numVendors != vAPIG {
+		return b.distinctThroughRestart(i) + 1
+	}
+	return b.distinctThroughRestart(i)
 }
 
 // collectWrites compares each task's status writes with the distinct observations the simulator produced.

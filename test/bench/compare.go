@@ -23,8 +23,12 @@ type runJSON struct {
 	QPS         int           `json:"qps"`
 	Burst       int           `json:"burst"`
 	Phases      []string      `json:"phases"`
-	Rows        []row         `json:"rows"`
-	Markdown    string        `json:"markdown"`
+	// Replicas and the Lease timings are the ring's (-replicas); absent in a run without one.
+	Replicas     int    `json:"replicas,omitempty"`
+	Kill         bool   `json:"kill,omitempty"`
+	LeaseTimings string `json:"leaseTimings,omitempty"`
+	Rows         []row  `json:"rows"`
+	Markdown     string `json:"markdown"`
 }
 
 func (r results) writeJSON(path, markdown string) error {
@@ -32,6 +36,11 @@ func (r results) writeJSON(path, markdown string) error {
 	out := runJSON{When: time.Now().UTC(), Manager: r.manager, Tasks: c.tasks, Finished: c.finished, Interval: c.interval.String(),
 		Window: c.window.String(), Concurrency: c.concurrency, QPS: c.qps, Burst: c.burst, Phases: c.phases, Rows: r.rows(),
 		Markdown: markdown}
+	if r.ring.ran {
+		l := c.leases
+		out.Replicas, out.Kill = c.replicas, c.kill
+		out.LeaseTimings = fmt.Sprintf("%s/%s/%s", l.duration, l.renewDeadline, l.retryPeriod)
+	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
@@ -69,7 +78,8 @@ func compareRuns(w io.Writer, arg string) error {
 	fmt.Fprintf(w, "## Base: manager %s\n\n%s\n## New: manager %s\n\n%s\n", base.Manager.Label, base.Markdown, cur.Manager.Label, cur.Markdown)
 	fmt.Fprintf(w, "## New / base\n\nBase: %s.  \nNew: %s.\n\n", base.Manager, cur.Manager)
 	if base.Tasks != cur.Tasks || base.Finished != cur.Finished || base.Interval != cur.Interval || base.Window != cur.Window ||
-		base.Concurrency != cur.Concurrency || base.QPS != cur.QPS || base.Burst != cur.Burst {
+		base.Concurrency != cur.Concurrency || base.QPS != cur.QPS || base.Burst != cur.Burst ||
+		base.Replicas != cur.Replicas || base.Kill != cur.Kill || base.LeaseTimings != cur.LeaseTimings {
 		fmt.Fprintf(w, "**The runs' settings differ** (base: %s; new: %s): the ratios compare unlike runs.\n\n", settings(base), settings(cur))
 	}
 	fmt.Fprintln(w, "| Measure | Value | Base | New | New / base | Verdict base → new |")
@@ -106,8 +116,12 @@ func compareRuns(w io.Writer, arg string) error {
 }
 
 func settings(r runJSON) string {
-	return fmt.Sprintf("%d running, %d finished, interval %s, window %s, concurrency %d, qps %d, burst %d", r.Tasks, r.Finished,
+	s := fmt.Sprintf("%d running, %d finished, interval %s, window %s, concurrency %d, qps %d, burst %d", r.Tasks, r.Finished,
 		r.Interval, r.Window, r.Concurrency, r.QPS, r.Burst)
+	if r.Replicas > 0 {
+		s += fmt.Sprintf(", %d replicas, kill %t, Leases %s", r.Replicas, r.Kill, r.LeaseTimings)
+	}
+	return s
 }
 
 func number(v value) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -48,14 +49,38 @@ type counter struct {
 	// finishedRequests counts, per vendor, the requests about a finished task (IDs with finishedIDPrefix,
 	// which the simulator does not know): an operator that never polls a finished task makes none.
 	finishedRequests [numVendors]atomic.Int64
+
+	// lastPoll is each task's latest poll (ns since start), 0 before its first. longestGap is the longest time
+	// between two of its polls that ended since the gap window started (startGapWindow), and longestGapEnd when
+	// that gap ended: a gap that spans the window's start counts whole, as a task that went unpolled across a
+	// kill does.
+	lastPoll, longestGap, longestGapEnd []atomic.Int64
+	// duplicateWithin is half the poll interval: two polls of one task closer than that are a duplicate, which
+	// one poll per interval at the task's own moment never makes.
+	duplicateWithin time.Duration
+	duplicates      atomic.Int64
+	dupMu           sync.Mutex
+	dupExamples     []duplicatePoll
 }
+
+// duplicatePoll is one poll that came less than half an interval after the task's previous one.
+type duplicatePoll struct {
+	task int
+	at   time.Duration // since start
+	gap  time.Duration
+}
+
+// maxDuplicateExamples bounds the duplicates kept for the report until they are taken: the count goes on.
+const maxDuplicateExamples = 50
 
 // finishedIDPrefix starts the vendor task ID (and the name) of every task created finished (-finished).
 const finishedIDPrefix = "done-"
 
-func newCounter(next http.Handler, ids []string) *counter {
+func newCounter(next http.Handler, ids []string, interval time.Duration) *counter {
 	c := &counter{next: next, start: time.Now(), taskIndex: make(map[string]int, len(ids)),
-		polls: make([]atomic.Int32, len(ids)), firstAfterMark: make([]atomic.Int64, len(ids))}
+		polls: make([]atomic.Int32, len(ids)), firstAfterMark: make([]atomic.Int64, len(ids)),
+		lastPoll: make([]atomic.Int64, len(ids)), longestGap: make([]atomic.Int64, len(ids)),
+		longestGapEnd: make([]atomic.Int64, len(ids)), duplicateWithin: interval / 2}
 	for i, id := range ids {
 		c.taskIndex[id] = i
 	}
@@ -79,6 +104,7 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				if m := c.mark.Load(); m > 0 && int64(now) >= m {
 					c.firstAfterMark[i].CompareAndSwap(0, int64(now))
 				}
+				c.notePoll(i, now)
 			} else {
 				c.byKind[vendor][kind].Add(-1)
 				c.byKind[vendor][reqOther].Add(1)
@@ -214,4 +240,79 @@ func (c *counter) finishedRequestCount() (total int64, byVendor [numVendors]int6
 		total += byVendor[v]
 	}
 	return total, byVendor
+}
+
+// notePoll records a poll of task i at now for the gaps and duplicates.
+func (c *counter) notePoll(i int, now time.Duration) {
+	prev := c.lastPoll[i].Swap(int64(now))
+	if prev == 0 {
+		return
+	}
+	// Two replicas polling one task at once may swap in the other order: the gap is then negative, and tiny.
+	gap := now - time.Duration(prev)
+	if gap < 0 {
+		gap = -gap
+	}
+	for {
+		longest := c.longestGap[i].Load()
+		if int64(gap) <= longest {
+			break
+		}
+		if c.longestGap[i].CompareAndSwap(longest, int64(gap)) {
+			c.longestGapEnd[i].Store(int64(now))
+			break
+		}
+	}
+	if gap >= c.duplicateWithin {
+		return
+	}
+	c.duplicates.Add(1)
+	c.dupMu.Lock()
+	defer c.dupMu.Unlock()
+	if len(c.dupExamples) < maxDuplicateExamples {
+		c.dupExamples = append(c.dupExamples, duplicatePoll{task: i, at: now, gap: gap})
+	}
+}
+
+// startGapWindow forgets the longest gaps so far: from now on each task's longest gap is measured anew.
+func (c *counter) startGapWindow() {
+	for i := range c.longestGap {
+		c.longestGap[i].Store(0)
+		c.longestGapEnd[i].Store(0)
+	}
+}
+
+// taskGap is the longest time one task went unpolled in a gap window.
+type taskGap struct {
+	gap time.Duration
+	// end is when the gap ended (since start), or the window's end when the task was not polled again by then.
+	end  time.Duration
+	open bool
+}
+
+// gaps returns every task's longest gap in the window that ends at end: the longest between two polls, or the
+// time since its last poll when that is longer. A task never polled has none.
+func (c *counter) gaps(end time.Duration) []taskGap {
+	out := make([]taskGap, len(c.lastPoll))
+	for i := range out {
+		last := time.Duration(c.lastPoll[i].Load())
+		if last == 0 {
+			continue
+		}
+		out[i] = taskGap{gap: time.Duration(c.longestGap[i].Load()), end: time.Duration(c.longestGapEnd[i].Load())}
+		if open := end - last; open > out[i].gap {
+			out[i] = taskGap{gap: open, end: end, open: true}
+		}
+	}
+	return out
+}
+
+// takeDuplicates returns the duplicates kept since the last call and forgets them, so that each measured
+// window keeps its own first ones.
+func (c *counter) takeDuplicates() []duplicatePoll {
+	c.dupMu.Lock()
+	defer c.dupMu.Unlock()
+	out := c.dupExamples
+	c.dupExamples = nil
+	return out
 }

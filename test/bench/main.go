@@ -53,6 +53,30 @@
 // created in another namespace, and the manager's RSS before and after is printed (an operator that caches
 // every Secret of the cluster grows by about N MiB); -json is not written then.
 //
+// With -replicas N (N ≥ 2), the single replica's phases are followed by a ring of N replicas (issue #22). Only
+// warmup, steady and restart run on the single replica then (finish and slow need one manager and change the
+// tasks); its steady window is the reference the replicas are held against:
+//
+//  6. ring: the last single manager stops (SIGTERM) and N manager processes start, each a member of one ring
+//     (the manager role with -ring-identity=replica-i, its Lease in namespace default, -lease-duration,
+//     -lease-renew-deadline and -lease-retry-period); wait until every replica's ring has all N members and
+//     every task was polled since, let one interval pass, then a steady window as long as the single one's,
+//     in which every task changes its progress once more: polls per task per interval (target 1.0 ± 5%),
+//     duplicate polls (two polls of one task closer than half an interval, counted in front of the simulator;
+//     target 0), the longest a task went unpolled beyond its interval (target 0 s, with 5% of the interval for
+//     scheduling), the running tasks each replica owns (its asynctask_ring_owned_tasks on SIGUSR1, against the
+//     ring the bench computes from the identities with sharding.NewRing; target max/mean ≤ 1.2), and each
+//     replica's CPU seconds (its polls', per 1,000), VmRSS, VmHWM and live heap against the single replica's;
+//  7. kill (-kill): SIGKILL the first replica and measure for LeaseDuration + 2 × RetryPeriod + 2 intervals:
+//     the longest a task went unpolled beyond its interval, for the dead replica's tasks (target ≤
+//     LeaseDuration + 2 × RetryPeriod + interval) and the others' (target 0 s as above), the time from the kill
+//     until the dead replica's tasks were first and all polled again, and duplicate polls (target 0);
+//  8. rollout: as a Deployment's rolling update with surge 1, a replacement for the killed replica first, then
+//     for each replica in turn a new one (a new identity) starts, and once its Lease is held the old one gets
+//     SIGTERM; measured until 2 intervals after the last one exited: the longest a task went unpolled beyond its
+//     interval (target ≤ one interval: a task that moves while its moment of the interval falls inside the
+//     handover waits for its next moment) and duplicate polls (target 0).
+//
 // Setup (the control plane, creating the objects) is not measured. `make bench` runs it, `make bench-compare
 // BASE=<rev>` runs it for the operator at BASE and the working tree's (see the Makefile for the scenarios);
 // see docs/performance.md for the results and how to read them.
@@ -102,7 +126,22 @@ type config struct {
 
 	// unrelatedSecretsMiB, when not 0, replaces phases 2 to 5 by the unrelated-Secrets scenario.
 	unrelatedSecretsMiB int
+
+	// replicas, when 2 or more, adds the ring phases after the single replica's (see the package comment).
+	replicas int
+	// kill adds the kill -9 phase to the ring's.
+	kill bool
+	// leases are the ring members' Lease timings.
+	leases leaseTimings
 }
+
+// leaseTimings are a ring member's Lease timings, as cmd/main.go's --lease-* flags set them.
+type leaseTimings struct {
+	duration, renewDeadline, retryPeriod time.Duration
+}
+
+// ringRuns reports whether the ring phases run.
+func (c config) ringRuns() bool { return c.replicas >= 2 }
 
 // has reports whether phase is to be run.
 func (c config) has(phase string) bool { return slices.Contains(c.phases, phase) }
@@ -168,6 +207,21 @@ func main() {
 		"none (go build stamps none in a git worktree; make bench-compare passes it)")
 	flag.StringVar(&cfg.profileDir, "profile-dir", "", "take a CPU profile over the steady window and a heap profile "+
 		"at its end from the manager (BENCH_PPROF_ADDR) and save them, with go tool pprof -top text, in this directory")
+	flag.IntVar(&cfg.replicas, "replicas", 1, "with 2 or more: after the single replica's warmup, steady (and restart) "+
+		"phases, run this many replicas as one ring (--sharding=ring) and measure them against it; finish and slow "+
+		"do not run then. The manager binary must know the manager role's -ring-identity (-manager-bin of an older bench may not)")
+	flag.BoolVar(&cfg.kill, "kill", false, "with -replicas 2 or more: kill -9 one replica after the ring's steady "+
+		"window and measure how long its tasks and the others' go unpolled")
+	flag.DurationVar(&cfg.leases.duration, "lease-duration", 15*time.Second, "ring members' Lease duration "+
+		"(the operator's --lease-duration); also passed to the manager role")
+	flag.DurationVar(&cfg.leases.renewDeadline, "lease-renew-deadline", 10*time.Second, "ring members' renew "+
+		"deadline (--lease-renew-deadline)")
+	flag.DurationVar(&cfg.leases.retryPeriod, "lease-retry-period", 2*time.Second, "ring members' retry period "+
+		"(--lease-retry-period): how often a Lease is renewed and how long gained tasks wait")
+	member := ringMember{}
+	flag.StringVar(&member.identity, "ring-identity", "", "manager role: join the ring under this identity "+
+		"(--sharding=ring, its POD_NAME); alone, as today, when empty")
+	flag.StringVar(&member.namespace, "ring-namespace", ringNamespace, "manager role: the namespace of the ring's Leases")
 	flag.StringVar(&cfg.repoRoot, "repo", ".", "repository root: holds bin/ and config/crd/bases")
 	flag.StringVar(&cfg.out, "out", "", "also write the results table (Markdown) to this file")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results (every row, with its numbers) as JSON to this file, for -compare")
@@ -176,7 +230,8 @@ func main() {
 	flag.Parse()
 
 	if *role == "manager" {
-		if err := runManager(*kubeconfig, cfg.concurrency); err != nil {
+		member.leases = cfg.leases
+		if err := runManager(*kubeconfig, cfg.concurrency, member); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 			os.Exit(1)
 		}
@@ -191,6 +246,12 @@ func main() {
 	}
 	var err error
 	if cfg.phases, err = parsePhases(*phases); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	phasesGiven := false
+	flag.Visit(func(f *flag.Flag) { phasesGiven = phasesGiven || f.Name == "phases" })
+	if err := cfg.checkRing(phasesGiven); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
@@ -245,5 +306,34 @@ func (c *config) resolvePaths() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// checkRing checks the ring flags against the phases. With a ring, finish and slow are left out of the default
+// phases (they need one manager, and change the tasks the ring is measured with) and refused when asked for.
+func (c *config) checkRing(phasesGiven bool) error {
+	if c.replicas < 1 {
+		return fmt.Errorf("-replicas must be at least 1")
+	}
+	if c.kill && !c.ringRuns() {
+		return fmt.Errorf("-kill needs -replicas 2 or more")
+	}
+	if !c.ringRuns() {
+		return nil
+	}
+	if c.unrelatedSecretsMiB > 0 {
+		return fmt.Errorf("-unrelated-secrets-mib and -replicas are separate runs")
+	}
+	if !c.has(phaseSteady) {
+		return fmt.Errorf("-replicas needs the steady phase: the replicas are measured against the single replica's steady window")
+	}
+	if c.leases.retryPeriod <= 0 || c.leases.retryPeriod >= c.leases.renewDeadline || c.leases.renewDeadline >= c.leases.duration {
+		return fmt.Errorf("lease timings must satisfy 0 < -lease-retry-period < -lease-renew-deadline < -lease-duration")
+	}
+	single := slices.DeleteFunc(slices.Clone(c.phases), func(p string) bool { return p == phaseFinish || p == phaseSlow })
+	if len(single) != len(c.phases) && phasesGiven {
+		return fmt.Errorf("-phases: finish and slow run on one manager; with -replicas only warmup, steady and restart run before the ring")
+	}
+	c.phases = single
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
@@ -18,10 +19,14 @@ import (
 	"time"
 
 	krt "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/asynctask-operator/asynctask-operator/internal/controller"
+	"github.com/asynctask-operator/asynctask-operator/internal/sharding"
 )
 
 // memStats is what the manager process reports of its heap, after a garbage collection.
@@ -33,11 +38,31 @@ type memStats struct {
 	Goroutines int    `json:"goroutines"`
 }
 
-const statsPrefix = "BENCHSTATS "
+const (
+	statsPrefix = "BENCHSTATS "
+	// ringPrefix starts the line a ring member prints on SIGUSR1 before its heap's.
+	ringPrefix = "BENCHRING "
+)
+
+// The ring the replicas join: cmd/main.go's name for the ring of an unsharded Deployment, its Leases in the
+// namespace a manager run outside a cluster is given (--leader-election-namespace).
+const (
+	ringName      = "asynctask-operator"
+	ringNamespace = "default"
+)
+
+// ringMember says how a manager process joins the ring (-replicas); without an identity it runs alone, as the
+// single replica does.
+type ringMember struct {
+	identity  string
+	namespace string
+	leases    leaseTimings
+}
 
 // runManager is the manager role: the operator as cmd/main.go sets it up (same cache options and rest config
-// defaults), with the metrics and probe servers off. On SIGUSR1 it collects garbage and prints its heap.
-func runManager(kubeconfig string, concurrency int) error {
+// defaults, and with -ring-identity the same ring membership as --sharding=ring), with the metrics and probe
+// servers off. On SIGUSR1 it collects garbage and prints its heap, and in a ring first what it owns.
+func runManager(kubeconfig string, concurrency int, member ringMember) error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zap.Options{})))
 	if err := os.Setenv("KUBECONFIG", kubeconfig); err != nil {
 		return err
@@ -49,23 +74,106 @@ func runManager(kubeconfig string, concurrency int) error {
 	}
 	// BENCH_PPROF_ADDR serves net/http/pprof on that address, so a run can be profiled (docs/performance.md).
 	opts.PprofBindAddress = os.Getenv("BENCH_PPROF_ADDR")
+	operatorOpts := controller.Options{Workers: concurrency}.WithLoopbackAllowed()
+	if member.identity != "" {
+		if operatorOpts.Ring, err = newRingMembership(cfg, member); err != nil {
+			return err
+		}
+	}
 	printMem("baseline") // before the manager holds anything: the heap of the code and its libraries alone
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return err
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controller.SetupWithManager(ctx, mgr, controller.Options{Workers: concurrency}.WithLoopbackAllowed()); err != nil {
+	if err := controller.SetupWithManager(ctx, mgr, operatorOpts); err != nil {
 		return err
 	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	go func() {
 		for range usr1 {
+			if operatorOpts.Ring != nil {
+				printRing()
+			}
 			printMem("now")
 		}
 	}()
-	return mgr.Start(ctx)
+	// As cmd/main.go: the ring member's Lease outlives the manager, so that on SIGTERM the controllers stop
+	// polling before the Lease is released and the others take the tasks over.
+	ringStopped := make(chan struct{})
+	ringCtx, stopRing := context.WithCancel(context.Background())
+	go func() {
+		defer close(ringStopped)
+		if operatorOpts.Ring == nil {
+			return
+		}
+		if err := operatorOpts.Ring.Run(ringCtx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager: ring membership stopped with an error:", err)
+			os.Exit(1)
+		}
+	}()
+	err = mgr.Start(ctx)
+	stopRing()
+	<-ringStopped
+	return err
+}
+
+// newRingMembership is cmd/main.go's newRing with the identity and namespace given instead of read from the pod.
+func newRingMembership(cfg *rest.Config, member ringMember) (*sharding.Membership, error) {
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sharding.NewMembership(sharding.Config{Client: clientset, Namespace: member.namespace, Ring: ringName,
+		Identity: member.identity, LeaseDuration: member.leases.duration, RenewDeadline: member.leases.renewDeadline,
+		RetryPeriod: member.leases.retryPeriod, Log: ctrl.Log.WithName("ring")})
+}
+
+// ringReport is what a ring member reports of its share, from its own metrics (controller-runtime's registry,
+// gathered in the process: the metrics server is off).
+type ringReport struct {
+	OwnedTasks    int `json:"ownedTasks"`
+	OwnedBackends int `json:"ownedBackends"`
+	Members       int `json:"members"`
+	Gained        int `json:"gained"`
+	Lost          int `json:"lost"`
+}
+
+func printRing() {
+	var r ringReport
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager: gathering the ring metrics:", err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			switch f.GetName() {
+			case "asynctask_ring_owned_tasks":
+				r.OwnedTasks = int(m.GetGauge().GetValue())
+			case "asynctask_ring_owned_backends":
+				r.OwnedBackends = int(m.GetGauge().GetValue())
+			case "asynctask_ring_members":
+				r.Members = int(m.GetGauge().GetValue())
+			case "asynctask_ring_handovers_total":
+				for _, l := range m.GetLabel() {
+					if l.GetName() != "direction" {
+						continue
+					}
+					switch l.GetValue() {
+					case "gained":
+						r.Gained = int(m.GetCounter().GetValue())
+					case "lost":
+						r.Lost = int(m.GetCounter().GetValue())
+					}
+				}
+			}
+		}
+	}
+	b, _ := json.Marshal(r)
+	stdoutMu.Lock()
+	defer stdoutMu.Unlock()
+	fmt.Printf("%snow %s\n", ringPrefix, b)
 }
 
 var stdoutMu sync.Mutex
@@ -93,10 +201,14 @@ type managerProcess struct {
 	mu       sync.Mutex
 	baseline memStats
 	latest   memStats
-	gotMem   chan struct{}
+	// latestRing is the ring member's last report (SIGUSR1); zero alone.
+	latestRing ringReport
+	gotMem     chan struct{}
 	// synced is when the manager logged that the asynctask controller's cache synced and its workers start
 	// (controller-runtime's "Starting workers"); zero until then.
 	synced time.Time
+	// ringMembers is the ring as the member last logged it ("Ring changed"); nil until then.
+	ringMembers []string
 }
 
 // managerStart says how to start a manager process.
@@ -109,6 +221,8 @@ type managerStart struct {
 	concurrency int
 	// env is added to the process's environment (BENCH_PPROF_ADDR).
 	env []string
+	// ring, with an identity, makes the process a ring member (flags only this bench's manager role knows).
+	ring ringMember
 }
 
 // startManager starts a binary in the manager role; its log (stderr) goes to logPath and is read for the
@@ -118,7 +232,13 @@ func startManager(s managerStart) (*managerProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(s.bin, "-role=manager", "-manager-kubeconfig="+s.kubeconfig, "-concurrency="+strconv.Itoa(s.concurrency))
+	args := []string{"-role=manager", "-manager-kubeconfig=" + s.kubeconfig, "-concurrency=" + strconv.Itoa(s.concurrency)}
+	if s.ring.identity != "" {
+		args = append(args, "-ring-identity="+s.ring.identity, "-ring-namespace="+s.ring.namespace,
+			"-lease-duration="+s.ring.leases.duration.String(), "-lease-renew-deadline="+s.ring.leases.renewDeadline.String(),
+			"-lease-retry-period="+s.ring.leases.retryPeriod.String())
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	p := &managerProcess{cmd: cmd, done: make(chan struct{}), gotMem: make(chan struct{}, 1)}
 	// An io.Writer that is not a file: exec copies the pipe into it, and Wait waits for the copy.
@@ -136,6 +256,16 @@ func startManager(s managerStart) (*managerProcess, error) {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), ringPrefix); ok {
+				_, body, _ := strings.Cut(line, " ")
+				var r ringReport
+				if json.Unmarshal([]byte(body), &r) == nil {
+					p.mu.Lock()
+					p.latestRing = r
+					p.mu.Unlock()
+				}
+				continue
+			}
 			line, ok := strings.CutPrefix(sc.Text(), statsPrefix)
 			if !ok {
 				continue
@@ -171,24 +301,36 @@ func startManager(s managerStart) (*managerProcess, error) {
 func (p *managerProcess) pid() int { return p.cmd.Process.Pid }
 
 // logLine notes the time of the asynctask controller's "Starting workers" line: controller-runtime logs it
-// once the controller's caches synced (zap's JSON encoder: {"msg": ..., "controller": ...}).
+// once the controller's caches synced (zap's JSON encoder: {"msg": ..., "controller": ...}); and a ring
+// member's ring, from sharding's "Ring changed" line ({"msg": ..., "members": [...]}).
 func (p *managerProcess) logLine(line []byte) {
-	if !bytes.Contains(line, []byte("Starting workers")) {
+	if !bytes.Contains(line, []byte("Starting workers")) && !bytes.Contains(line, []byte("Ring changed")) {
 		return
 	}
 	var entry struct {
-		Msg        string `json:"msg"`
-		Controller string `json:"controller"`
+		Msg        string   `json:"msg"`
+		Controller string   `json:"controller"`
+		Members    []string `json:"members"`
 	}
-	if json.Unmarshal(line, &entry) != nil || entry.Msg != "Starting workers" || entry.Controller != "asynctask" {
+	if json.Unmarshal(line, &entry) != nil {
 		return
 	}
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.synced.IsZero() {
+	switch {
+	case entry.Msg == "Starting workers" && entry.Controller == "asynctask" && p.synced.IsZero():
 		p.synced = now
+	case entry.Msg == "Ring changed":
+		p.ringMembers = append([]string{}, entry.Members...) // [] rather than nil: an empty ring was seen
 	}
+}
+
+// ringSeen returns the ring's members as the member last logged them; nil before its first ring.
+func (p *managerProcess) ringSeen() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ringMembers
 }
 
 // cacheSynced returns how long after its start the manager's asynctask controller started its workers, and
@@ -308,6 +450,20 @@ func (p *managerProcess) memory() (baseline, now memStats, err error) {
 	return p.baseline, p.latest, nil
 }
 
+// ring asks a ring member for what it owns, with its heap (one SIGUSR1: the ring line comes first).
+func (p *managerProcess) ring() (ringReport, memStats, error) {
+	_, now, err := p.memory()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latestRing, now, err
+}
+
+// kill ends the process at once (SIGKILL), as a crashed node or an OOM kill does, and waits for its end.
+func (p *managerProcess) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
 // stop ends the manager as Kubernetes does: SIGTERM, then SIGKILL after a grace period.
 func (p *managerProcess) stop() error {
 	if done, err := p.exited(); done {
@@ -407,6 +563,34 @@ func controlPlanePIDs() []int {
 		}
 	}
 	return pids
+}
+
+// machineBusy returns the CPU time every process of the machine has used since boot (/proc/stat's first line:
+// all but idle and iowait, in clock ticks of 1/100 s), so that a window can tell what other processes took.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 6 || fields[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat")
+	}
+	var busy int64
+	for k, f := range fields[1:] {
+		ticks, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("unexpected /proc/stat")
+		}
+		// user nice system idle iowait irq softirq steal guest guest_nice; guest time is counted in user already.
+		if k == 3 || k == 4 || k >= 8 {
+			continue
+		}
+		busy += ticks
+	}
+	const clockTick = 10 * time.Millisecond // USER_HZ
+	return time.Duration(busy) * clockTick, nil
 }
 
 // cpuOf sums the CPU time of processes.

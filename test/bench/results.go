@@ -164,6 +164,14 @@ type results struct {
 	// The restarted manager's, at the end of the restart phase.
 	restartHeapBaseline, restartHeapLive uint64
 	peakRSSKiB                           int64
+	// The single manager's VmRSS and VmHWM at the end of its steady window, and the bench's own CPU time in
+	// that window: the ring's replicas are held against them.
+	steadyRSSKiB, steadyHWMKiB int64
+	steadyBenchCPU             time.Duration
+	// steadyMachineBusy is the CPU time every process of the machine used in the single steady window.
+	steadyMachineBusy time.Duration
+	// processes counts the manager processes started.
+	processes int
 
 	restartRan         bool
 	stopTook           time.Duration
@@ -196,6 +204,8 @@ type results struct {
 
 	profileDir      string
 	profileProblems []string
+
+	ring ringResults
 }
 
 func verdict(met bool, missed string) string {
@@ -401,6 +411,9 @@ func (r results) rows() []row {
 	if c.has(phaseSlow) {
 		add(r.slowRow())
 	}
+	if r.ring.ran {
+		rows = append(rows, r.ringRows()...)
+	}
 	return rows
 }
 
@@ -546,9 +559,9 @@ func (r results) markdown() string {
 	}
 	fmt.Fprintf(&b, "### N = %d running tasks%s, poll interval %s, MaxConcurrentReconciles %s, manager %s\n\n", c.tasks, finished,
 		c.interval, concurrencyText(c.concurrency), r.manager.Label)
-	fmt.Fprintf(&b, "Run %s on %s, %d CPUs, %s; rateLimit qps %d burst %d per backend; measured windows of %s; phases %s.\n\n",
+	fmt.Fprintf(&b, "Run %s on %s, %d CPUs, %s; rateLimit qps %d burst %d per backend; measured windows of %s; phases %s%s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version(), c.qps, c.burst, c.window,
-		strings.Join(c.phases, ","))
+		strings.Join(c.phases, ","), r.ringPhasesText())
 	memLimit := "none"
 	if c.goMemLimit != "" {
 		memLimit = c.goMemLimit + " (the Deployment's limits.memory 256Mi less a tenth)"
@@ -582,7 +595,10 @@ func (r results) markdown() string {
 		fmt.Fprintf(&b, "- Finished tasks: the bench's watch listed %d of %d before the manager started; vendor requests for them by backend: %s.\n",
 			r.finishedListed, c.finished, counts(r.finishedRequestsByVendor))
 	}
-	fmt.Fprintf(&b, "- Logins per vendor over the run (%d manager processes): %s.\n", map[bool]int{false: 1, true: 2}[r.restartRan], counts(r.logins))
+	if r.ring.ran {
+		r.ringDetails(&b)
+	}
+	fmt.Fprintf(&b, "- Logins per vendor over the run (%d manager processes): %s.\n", r.processes, counts(r.logins))
 	if r.profileDir != "" {
 		fmt.Fprintf(&b, "- Profiles of the manager (%s): CPU over the steady window and heap at its end, with `go tool pprof -top` text, in %s (cpu-%s.*, heap-%s.*).\n",
 			r.manager.Label, r.profileDir, r.manager.Label, r.manager.Label)

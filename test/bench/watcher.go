@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,10 +35,14 @@ type watcher struct {
 	finishedWrites  atomic.Int64
 	finishedSeen    int
 	nFinishedListed int // counted by list
+
+	// uids are the tasks' UIDs, their keys on the ring; "" until the task was seen.
+	uids []types.UID
 }
 
 func newWatcher(start time.Time, n int) *watcher {
-	return &watcher{start: start, writes: make([]atomic.Int32, n), running: make([]bool, n), readyAt: make([]time.Duration, n)}
+	return &watcher{start: start, writes: make([]atomic.Int32, n), running: make([]bool, n), readyAt: make([]time.Duration, n),
+		uids: make([]types.UID, n)}
 }
 
 func taskName(i int) string { return fmt.Sprintf("t-%05d", i) }
@@ -142,6 +147,7 @@ func (w *watcher) observe(task *v1alpha1.AsyncTask, write bool) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.uids[i] = task.UID
 	if !w.running[i] && task.Status.Phase != "" && task.Status.Phase != v1alpha1.TaskPhasePending {
 		w.running[i] = true
 		w.nRunning++
@@ -156,6 +162,13 @@ func (w *watcher) runningCount() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.nRunning
+}
+
+// uid returns task i's UID; "" before the task was seen.
+func (w *watcher) uid(i int) types.UID {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.uids[i]
 }
 
 func (w *watcher) readyTime(i int) time.Duration {
