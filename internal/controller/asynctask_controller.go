@@ -88,15 +88,15 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.schedule.forget(req.NamespacedName, task.UID)
 		return ctrl.Result{}, nil
 	}
-	if wait := r.ring.settledAt().Sub(now); wait > 0 && !r.schedule.placed(req.NamespacedName, task.UID) {
-		// Gained by the ring's last change: the replica that had it may not know yet.
-		return ctrl.Result{RequeueAfter: wait}, nil
-	}
 	if r.schedule.isFinished(req.NamespacedName, task.UID) {
 		// Finished here, but the cache has not seen that status yet: look again soon, for its TTL.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	if task.Spec.Submit != nil && !tracking(task) {
+		if wait := r.ring.settledAt().Sub(now); wait > 0 {
+			// Its backend may have been gained by the ring's last change: the replica that had it may not know yet.
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
 		started, result, done, err := r.submitStep(ctx, task)
 		if !done {
 			return result, err
@@ -107,6 +107,9 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 	}
 
+	// A task gained from another replica, or held since this replica joined the ring, waits until the replica
+	// that had it knows it lost it.
+	r.schedule.holdUntil(req.NamespacedName, task.UID, r.ring.joinedSettledAt())
 	r.schedule.place(task, func() time.Duration { return r.pollIntervalOf(ctx, task) }, now)
 	requested := pollRequested(ctx, task, now)
 	var polled *pollResult // nil when the task is not due: only its deadlines may change its status

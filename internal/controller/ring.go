@@ -41,6 +41,15 @@ func (o ownership) settledAt() time.Time {
 	return o.ring.SettledAt()
 }
 
+// joinedSettledAt is when this replica may start on work it holds since it joined the ring, not knowing who
+// had it before (see sharding.Membership.JoinedSettledAt).
+func (o ownership) joinedSettledAt() time.Time {
+	if o.ring == nil {
+		return time.Time{}
+	}
+	return o.ring.JoinedSettledAt()
+}
+
 // members is how many replicas share the work: a backend's rate limit is split between them.
 func (o ownership) members() int {
 	if o.ring == nil {
@@ -101,8 +110,9 @@ func (h *handoverQueue) add(requests []reconcile.Request) {
 	}
 }
 
-// ringHandover moves work when the ring changes: the tasks and backends this replica gained are queued (their
-// first reconcile waits until the ring settled, see settledAt), the tasks it lost leave its schedule, and the
+// ringHandover moves work when the ring changes: the tasks and backends this replica gained are queued (a gained
+// task is first polled at its moment of the interval after the change settled, see settledAt and
+// scheduler.holdUntil), the tasks it lost leave its schedule, and the
 // connections are rebuilt so that each backend's rate limit is split between the new number of members.
 type ringHandover struct {
 	client   client.Reader
@@ -112,11 +122,14 @@ type ringHandover struct {
 	// backends holds the queues of the TaskBackend and ClusterTaskBackend controllers.
 	backends map[v1alpha1.BackendKind]*handoverQueue
 	changed  func()
+	// settledAt is when the work gained by the change being handed over may start.
+	settledAt func() time.Time
 }
 
 func (h *ringHandover) ringChanged(before, after *sharding.Ring) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	settled := h.settledAt()
 	ringMembers.Set(float64(after.Len()))
 	h.changed()
 	wasMine := func(key types.UID) bool { return before.Owner(string(key)) == h.identity }
@@ -166,6 +179,7 @@ func (h *ringHandover) ringChanged(before, after *sharding.Ring) {
 		switch was, is := wasMine(key), isMine(key); {
 		case is && !was:
 			gained = append(gained, reconcile.Request{NamespacedName: taskKey(t)})
+			h.schedule.holdUntil(taskKey(t), t.UID, settled)
 		case was && !is:
 			lost++
 			h.schedule.forget(taskKey(t), t.UID)

@@ -48,8 +48,16 @@ type scheduler struct {
 
 	mu    sync.Mutex
 	tasks map[types.NamespacedName]taskSchedule
+	// holds keeps the tasks not placed yet that may not be polled before a time (see holdUntil).
+	holds map[types.NamespacedName]taskHold
 	// failing holds the backends whose last poll failed; a backend not in it is healthy.
 	failing map[backendKey]backendHealth
+}
+
+// taskHold is the earliest time a task not placed yet may be polled.
+type taskHold struct {
+	uid   types.UID
+	until time.Time
 }
 
 // taskSchedule is what the scheduler knows of one task.
@@ -61,7 +69,8 @@ type taskSchedule struct {
 }
 
 func newScheduler() *scheduler {
-	return &scheduler{jitter: withJitter, tasks: map[types.NamespacedName]taskSchedule{}, failing: map[backendKey]backendHealth{}}
+	return &scheduler{jitter: withJitter, tasks: map[types.NamespacedName]taskSchedule{}, holds: map[types.NamespacedName]taskHold{},
+		failing: map[backendKey]backendHealth{}}
 }
 
 func taskKey(task *v1alpha1.AsyncTask) types.NamespacedName {
@@ -86,15 +95,40 @@ func (s *scheduler) place(task *v1alpha1.AsyncTask, interval func() time.Duratio
 	if known {
 		return
 	}
-	due := now
+	from := now
+	s.mu.Lock()
+	if hold, ok := s.holds[taskKey(task)]; ok && hold.uid == task.UID && hold.until.After(now) {
+		from = hold.until
+	}
+	s.mu.Unlock()
+	due := from
 	if polledBefore(task) {
-		due = now.Add(phaseOffset(task.UID, interval(), now))
+		due = from.Add(phaseOffset(task.UID, interval(), from))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tasks[taskKey(task)].uid != task.UID { // not placed meanwhile by another worker or pollNow
 		s.tasks[taskKey(task)] = taskSchedule{uid: task.UID, due: due, regular: due}
+		delete(s.holds, taskKey(task))
 	}
+}
+
+// holdUntil keeps a task that is not placed yet from being polled before until (a zero time holds nothing): a
+// task this replica gained on the ring waits until the replica that had it knows it lost it (ringHandover).
+// A later hold of the same task wins only when it is later.
+func (s *scheduler) holdUntil(key types.NamespacedName, uid types.UID, until time.Time) {
+	if until.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ts, ok := s.tasks[key]; ok && ts.uid == uid {
+		return // placed already: it keeps its schedule
+	}
+	if hold, ok := s.holds[key]; ok && hold.uid == uid && !hold.until.Before(until) {
+		return
+	}
+	s.holds[key] = taskHold{uid: uid, until: until}
 }
 
 // polledBefore reports whether an earlier process polled the task: it has a status for its current spec.
@@ -123,14 +157,6 @@ func phaseOffset(uid types.UID, interval time.Duration, now time.Time) time.Dura
 	_, _ = h.Write([]byte(uid))
 	phase := int64(h.Sum64() % uint64(interval)) //nolint:gosec // G115: interval > 0, and the remainder is below it
 	return time.Duration((phase - now.UnixNano()%int64(interval) + int64(interval)) % int64(interval))
-}
-
-// placed reports whether this process has the task on its schedule.
-func (s *scheduler) placed(key types.NamespacedName, uid types.UID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ts, ok := s.tasks[key]
-	return ok && ts.uid == uid
 }
 
 // nextPhase is the wait from now until the task's moment of the interval (phaseOffset) that is at least half an
@@ -279,6 +305,9 @@ func (s *scheduler) forget(key types.NamespacedName, uid types.UID) {
 	defer s.mu.Unlock()
 	if ts, ok := s.tasks[key]; ok && (uid == "" || ts.uid == uid) {
 		delete(s.tasks, key)
+	}
+	if hold, ok := s.holds[key]; ok && (uid == "" || hold.uid == uid) {
+		delete(s.holds, key)
 	}
 }
 

@@ -113,7 +113,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	}
 	if opts.Ring != nil {
 		handover := &ringHandover{client: mgr.GetClient(), identity: opts.Ring.Identity(), schedule: tasks.schedule,
-			tasks: &tasks.gained, backends: backendQueues, changed: conns.changed}
+			tasks: &tasks.gained, backends: backendQueues, changed: conns.changed, settledAt: ring.settledAt}
 		opts.Ring.Subscribe(handover.ringChanged)
 	}
 	return nil

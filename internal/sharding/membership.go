@@ -61,8 +61,9 @@ type Membership struct {
 	synced  bool
 	holding bool
 	ring    *Ring
-	// changedAt is when ring last changed.
-	changedAt   time.Time
+	// changedAt is when ring last changed; joinedAt when it last went from empty (this member holding no Lease,
+	// or not having listed the others) to not empty.
+	changedAt, joinedAt time.Time
 	subscribers []func(before, after *Ring)
 	// recheck wakes the loop that expires Leases whose renewals stopped.
 	recheck chan struct{}
@@ -125,6 +126,14 @@ func (m *Membership) SettledAt() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.changedAt.Add(m.cfg.RetryPeriod)
+}
+
+// JoinedSettledAt is SettledAt of the change that made this member own keys at all (it took its Lease): the
+// earliest time it acts on keys it cannot tell whether it gained from another member.
+func (m *Membership) JoinedSettledAt() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.joinedAt.Add(m.cfg.RetryPeriod)
 }
 
 // Run holds this member's Lease and follows the ring until ctx ends; it then releases the Lease (the others
@@ -264,6 +273,9 @@ func (m *Membership) rebuild() {
 	}
 	after := NewRing(members)
 	m.ring, m.changedAt = after, now
+	if before.Len() == 0 {
+		m.joinedAt = now
+	}
 	subscribers := m.subscribers
 	m.mu.Unlock()
 	m.cfg.Log.Info("Ring changed", "members", after.Members())
