@@ -64,7 +64,7 @@ type Membership struct {
 	// changedAt is when ring last changed; joinedAt when it last went from empty (this member holding no Lease,
 	// or not having listed the others) to not empty.
 	changedAt, joinedAt time.Time
-	subscribers []func(before, after *Ring)
+	subscribers         []func(before, after *Ring)
 	// recheck wakes the loop that expires Leases whose renewals stopped.
 	recheck chan struct{}
 	// rebuilds counts the ring's rebuilds, so that a test can tell the expiry loop does not spin.
