@@ -2,7 +2,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"flag"
 	"os"
@@ -20,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/asynctask-operator/asynctask-operator/internal/controller"
+	"github.com/asynctask-operator/asynctask-operator/internal/sharding"
 )
 
 func main() {
@@ -29,7 +29,7 @@ func main() {
 		secureMetrics  bool
 		leaderElection bool
 		leaderElectNS  string
-		sharding       string
+		shardingMode   string
 		leases         leaseTimings
 		watchNS        string
 		operatorOpts   controller.Options
@@ -40,7 +40,7 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	flag.BoolVar(&leaderElection, "leader-elect", false, "With --sharding=leader: elect a leader, so that only one replica polls at a time.")
-	flag.StringVar(&sharding, "sharding", "leader", "How replicas share the work: leader (one replica works, "+
+	flag.StringVar(&shardingMode, "sharding", "leader", "How replicas share the work: leader (one replica works, "+
 		"the others wait for its Lease: see --leader-elect) or ring (every replica holds a Lease of its own and works "+
 		"on the tasks a consistent-hash ring over the live replicas gives it).")
 	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease, or of "+
@@ -82,7 +82,7 @@ func main() {
 	mgrOptions.Metrics = metricsOptions
 	mgrOptions.HealthProbeBindAddress = probeAddr
 	cfg := ctrl.GetConfigOrDie()
-	switch sharding {
+	switch shardingMode {
 	case "leader":
 		mgrOptions.LeaderElection = leaderElection
 		mgrOptions.LeaderElectionNamespace = leaderElectNS
@@ -100,7 +100,7 @@ func main() {
 			os.Exit(1)
 		}
 	default:
-		setupLog.Error(nil, "Invalid flags: --sharding must be leader or ring", "sharding", sharding)
+		setupLog.Error(nil, "Invalid flags: --sharding must be leader or ring", "sharding", shardingMode)
 		os.Exit(1)
 	}
 	if operatorOpts.TaskBackendNetwork, operatorOpts.ClusterTaskBackendNetwork, err = network.policies(cfg, mgrOptions.Scheme, setupLog); err != nil {
@@ -120,23 +120,9 @@ func main() {
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 	setupLog.Info("Starting the manager")
-	// The ring member's Lease outlives the manager: on SIGTERM the controllers stop polling first, and only then
-	// is the Lease released, so that the others never poll a task while this replica still does.
-	ringStopped := make(chan struct{})
-	ringCtx, stopRing := context.WithCancel(context.Background())
-	go func() {
-		defer close(ringStopped)
-		if operatorOpts.Ring == nil {
-			return
-		}
-		if err := operatorOpts.Ring.Run(ringCtx); err != nil {
-			setupLog.Error(err, "Ring membership stopped with an error")
-			os.Exit(1)
-		}
-	}()
-	err = mgr.Start(ctx)
-	stopRing()
-	<-ringStopped
+	// With a ring, the member's Lease outlives the manager: on SIGTERM the controllers stop polling first, and
+	// only then is the Lease released, so that the others never poll a task while this replica still does.
+	err = sharding.RunBeside(ctx, operatorOpts.Ring, mgr.Start)
 	if err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)

@@ -13,6 +13,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/asynctask-operator/asynctask-operator/internal/sharding"
 )
 
 // An operator in a process of its own, for tests that kill it (SIGKILL) where an in-process manager could
@@ -64,7 +66,8 @@ func killProcess(t *testing.T, cmd *exec.Cmd) {
 	_ = cmd.Wait()
 }
 
-// runManagerProcess is the child's main: an operator for one shard, until it is killed.
+// runManagerProcess is the child's main: an operator for one shard (a member of its ring, with a ring identity),
+// until it is killed.
 func runManagerProcess() int {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
 	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv(managerProcessEnv))
@@ -73,10 +76,15 @@ func runManagerProcess() int {
 		return 1
 	}
 	shard := os.Getenv(managerShardEnv)
-	if identity := os.Getenv(managerRingEnv); identity != "" {
-		return runRingProcess(cfg, shard, identity)
-	}
 	opts := withTestNetwork(Options{Shard: shard, FieldOwner: "operator-process-" + shard})
+	if identity := os.Getenv(managerRingEnv); identity != "" {
+		membership, err := newTestMembership(cfg, shard, identity)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		opts = ringReplicaOptions(shard, identity, membership)
+	}
 	mgrOptions, err := ManagerOptions(opts, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -93,7 +101,7 @@ func runManagerProcess() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := mgr.Start(ctx); err != nil {
+	if err := sharding.RunBeside(ctx, opts.Ring, mgr.Start); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -82,27 +81,20 @@ func startRingReplica(t *testing.T, ring, identity string) *ringReplica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgrCtx, stopManager := context.WithCancel(context.Background())
-	if err := SetupWithManager(mgrCtx, mgr, opts); err != nil {
+	ctx, stop := context.WithCancel(context.Background())
+	if err := SetupWithManager(ctx, mgr, opts); err != nil {
 		t.Fatal(err)
 	}
-	ringCtx, stopRing := context.WithCancel(context.Background())
-	mgrDone, ringDone := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(ringDone)
-		_ = membership.Run(ringCtx)
-	}()
-	go func() {
-		defer close(mgrDone)
-		_ = mgr.Start(mgrCtx)
+		defer close(done)
+		_ = sharding.RunBeside(ctx, membership, mgr.Start)
 	}()
 	var once sync.Once
 	r := &ringReplica{identity: identity, membership: membership, stop: func() {
 		once.Do(func() {
-			stopManager()
-			<-mgrDone
-			stopRing()
-			<-ringDone
+			stop()
+			<-done
 		})
 	}}
 	t.Cleanup(r.stop)
@@ -338,35 +330,4 @@ func TestRingTakesOverAKilledReplicasTasks(t *testing.T) {
 	checkPollSpacing(t, "the other replicas' tasks", others, steadyFrom, end, ringInterval+ringRetryPeriod)
 	checkPollSpacing(t, "the killed replica's tasks before the kill", dead, steadyFrom, killedAt, ringInterval+ringRetryPeriod)
 	checkPollSpacing(t, "the killed replica's tasks from the kill", dead, killedAt, end, ringTakeover)
-}
-
-// runRingProcess is a killable ring replica (startManagerProcess with a ring identity).
-func runRingProcess(cfg *rest.Config, ring, identity string) int {
-	membership, err := newTestMembership(cfg, ring, identity)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	opts := ringReplicaOptions(ring, identity, membership)
-	mgrOptions, err := ManagerOptions(opts, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	mgr, err := ctrl.NewManager(cfg, mgrOptions)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx := context.Background()
-	if err := SetupWithManager(ctx, mgr, opts); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	go func() { _ = membership.Run(ctx) }()
-	if err := mgr.Start(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
 }

@@ -350,3 +350,26 @@ func (m *Membership) deleteDeadLeases(ctx context.Context, store cache.Store, no
 		}
 	}
 }
+
+// RunBeside runs work (the manager) while m holds its Lease, and releases the Lease only once work returned:
+// when ctx ends, the work stops polling first and the others take its keys after. With m nil, it runs work
+// alone; if the membership fails, the work is stopped.
+func RunBeside(ctx context.Context, m *Membership, work func(context.Context) error) error {
+	if m == nil {
+		return work(ctx)
+	}
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	ringCtx, stopRing := context.WithCancel(context.WithoutCancel(ctx))
+	ringErr := make(chan error, 1)
+	go func() {
+		err := m.Run(ringCtx)
+		if err != nil {
+			stopWork()
+		}
+		ringErr <- err
+	}()
+	err := work(workCtx)
+	stopRing()
+	return errors.Join(err, <-ringErr)
+}

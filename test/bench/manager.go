@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
@@ -101,22 +100,7 @@ func runManager(kubeconfig string, concurrency int, member ringMember) error {
 	}()
 	// As cmd/main.go: the ring member's Lease outlives the manager, so that on SIGTERM the controllers stop
 	// polling before the Lease is released and the others take the tasks over.
-	ringStopped := make(chan struct{})
-	ringCtx, stopRing := context.WithCancel(context.Background())
-	go func() {
-		defer close(ringStopped)
-		if operatorOpts.Ring == nil {
-			return
-		}
-		if err := operatorOpts.Ring.Run(ringCtx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager: ring membership stopped with an error:", err)
-			os.Exit(1)
-		}
-	}()
-	err = mgr.Start(ctx)
-	stopRing()
-	<-ringStopped
-	return err
+	return sharding.RunBeside(ctx, operatorOpts.Ring, mgr.Start)
 }
 
 // newRingMembership is cmd/main.go's newRing with the identity and namespace given instead of read from the pod.
