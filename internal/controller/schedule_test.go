@@ -209,14 +209,14 @@ func TestRingTasksKeepTheirMomentAcrossHandovers(t *testing.T) {
 	g := NewWithT(t)
 	now := time.Date(2026, 12, 1, 0, 0, 3, 0, time.UTC)
 	interval := 10 * time.Second
-	momentOf := func(task *v1alpha1.AsyncTask, at time.Time) time.Duration {
+	momentOf := func(at time.Time) time.Duration {
 		return time.Duration(at.UnixNano() % int64(interval))
 	}
 	s := newTestScheduler()
 	s.onPhase = true
 	polled := scheduledTask("polled")
 	polled.Status = v1alpha1.AsyncTaskStatus{Phase: v1alpha1.TaskPhaseRunning}
-	moment := momentOf(polled, now.Add(phaseOffset(polled.UID, interval, now)))
+	moment := momentOf(now.Add(phaseOffset(polled.UID, interval, now)))
 
 	hold := now.Add(2 * time.Second)
 	s.holdUntil(taskKey(polled), polled.UID, now.Add(-time.Second)) // an earlier hold is replaced by a later one only
@@ -226,14 +226,14 @@ func TestRingTasksKeepTheirMomentAcrossHandovers(t *testing.T) {
 	first := now.Add(s.wait(polled, now))
 	g.Expect(first).NotTo(BeTemporally("<", hold), "not before the hold")
 	g.Expect(first).To(BeTemporally("<", hold.Add(interval)))
-	g.Expect(momentOf(polled, first)).To(Equal(moment), "at the task's own moment")
+	g.Expect(momentOf(first)).To(Equal(moment), "at the task's own moment")
 
 	for _, late := range []time.Duration{0, 3 * time.Second, 4900 * time.Millisecond, 5100 * time.Millisecond} {
 		at := first.Add(late)
 		next, _ := s.record(polled, pollResult{interval: interval}, 0, at)
 		g.Expect(next).To(BeNumerically(">=", interval/2), "polled %s late", late)
 		g.Expect(next).To(BeNumerically("<", interval+interval/2))
-		g.Expect(momentOf(polled, at.Add(next))).To(Equal(moment), "polled %s late: back on its moment", late)
+		g.Expect(momentOf(at.Add(next))).To(Equal(moment), "polled %s late: back on its moment", late)
 	}
 
 	fresh := scheduledTask("never-polled") // nobody polled it: at once once the hold has passed
