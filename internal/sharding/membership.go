@@ -228,8 +228,15 @@ func (m *Membership) seen(obj any) {
 		next.renewTime = l.Spec.RenewTime.Time
 	}
 	m.mu.Lock()
-	if before, ok := m.leases[l.Name]; ok && before.holder == next.holder && before.renewTime.Equal(next.renewTime) {
+	before, known := m.leases[l.Name]
+	switch {
+	case known && before.holder == next.holder && before.renewTime.Equal(next.renewTime):
 		next.seenRenewingAt = before.seenRenewingAt // not renewed: another field changed
+	case !known && !next.renewTime.IsZero() && now.Sub(next.renewTime) > next.duration:
+		// First seen long after its last renewal (a crashed member's Lease, found by a replica that starts
+		// later): gone already, not for one more duration. A clock skewed by more than the duration could
+		// misjudge a live Lease here, but only until its next renewal.
+		next.seenRenewingAt = next.renewTime
 	}
 	m.leases[l.Name] = next
 	m.mu.Unlock()

@@ -79,6 +79,16 @@ func TestMembershipFollowsTheLeases(t *testing.T) {
 	m.update()
 	expect("a", "b")
 
+	// A Lease first seen long after its last renewal (a crashed member's, found by a replica that started
+	// later) counts as gone at once; one renewed within its duration counts.
+	m.seen(lease("crashed", clock.Now().Add(-16*time.Second)))
+	m.seen(lease("recent", clock.Now().Add(-14*time.Second)))
+	expect("a", "b", "recent")
+	released0 := lease("recent", clock.Now().Add(-14*time.Second))
+	released0.Spec.HolderIdentity = ptr.To("")
+	m.seen(released0)
+	expect("a", "b")
+
 	// b releases its Lease (graceful stop): it leaves at once.
 	released := lease("b", clock.Now())
 	released.Spec.HolderIdentity = ptr.To("")
@@ -91,8 +101,8 @@ func TestMembershipFollowsTheLeases(t *testing.T) {
 	m.setHolding(false)
 	expect()
 
-	want := [][2][]string{{nil, {"a", "b"}}, {{"a", "b"}, {"a", "b", "c"}}, {{"a", "b", "c"}, {"a", "b"}}, {{"a", "b"}, {"a"}},
-		{{"a"}, {"a", "d"}}, {{"a", "d"}, nil}}
+	want := [][2][]string{{nil, {"a", "b"}}, {{"a", "b"}, {"a", "b", "c"}}, {{"a", "b", "c"}, {"a", "b"}},
+		{{"a", "b"}, {"a", "b", "recent"}}, {{"a", "b", "recent"}, {"a", "b"}}, {{"a", "b"}, {"a"}}, {{"a"}, {"a", "d"}}, {{"a", "d"}, nil}}
 	if len(changes) != len(want) {
 		t.Fatalf("subscribers were told %d changes, want %d: %v", len(changes), len(want), changes)
 	}
