@@ -135,33 +135,22 @@ func (h *ringHandover) ringChanged(before, after *sharding.Ring) {
 	wasMine := func(key types.UID) bool { return before.Owner(string(key)) == h.identity }
 	isMine := func(key types.UID) bool { return after.Owner(string(key)) == h.identity }
 
-	backendUIDs := map[backendKey]types.UID{}
-	namespaced, clustered := &v1alpha1.TaskBackendList{}, &v1alpha1.ClusterTaskBackendList{}
-	if err := h.client.List(ctx, namespaced); err != nil {
-		if errors.As(err, new(*cache.ErrCacheNotStarted)) {
-			return // the controllers have not started either: their first lists reconcile everything on the new ring
-		}
-		log.FromContext(ctx).Error(err, "Cannot list TaskBackends for a ring change")
+	uids, err := backendUIDs(ctx, h.client)
+	if err != nil {
+		if !errors.As(err, new(*cache.ErrCacheNotStarted)) {
+			log.FromContext(ctx).Error(err, "Cannot hand work over on a ring change")
+		} // else the controllers have not started either: their first lists reconcile everything on the new ring
+		return
 	}
-	if err := h.client.List(ctx, clustered); err != nil {
-		log.FromContext(ctx).Error(err, "Cannot list ClusterTaskBackends for a ring change")
-	}
-	var gainedBackends []reconcile.Request
-	for _, b := range namespaced.Items {
-		backendUIDs[backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: b.Namespace, Name: b.Name}] = b.UID
-		if isMine(b.UID) && !wasMine(b.UID) {
-			gainedBackends = append(gainedBackends, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: b.Namespace, Name: b.Name}})
+	gainedBackends := map[v1alpha1.BackendKind][]reconcile.Request{}
+	for key, uid := range uids {
+		if isMine(uid) && !wasMine(uid) {
+			gainedBackends[key.Kind] = append(gainedBackends[key.Kind], reconcile.Request{NamespacedName: types.NamespacedName{Namespace: key.Namespace, Name: key.Name}})
 		}
 	}
-	h.backends[v1alpha1.BackendKindTaskBackend].add(gainedBackends)
-	gainedBackends = nil
-	for _, b := range clustered.Items {
-		backendUIDs[backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: b.Name}] = b.UID
-		if isMine(b.UID) && !wasMine(b.UID) {
-			gainedBackends = append(gainedBackends, reconcile.Request{NamespacedName: types.NamespacedName{Name: b.Name}})
-		}
+	for kind, requests := range gainedBackends {
+		h.backends[kind].add(requests)
 	}
-	h.backends[v1alpha1.BackendKindClusterTaskBackend].add(gainedBackends)
 
 	tasks := &v1alpha1.AsyncTaskList{}
 	if err := h.client.List(ctx, tasks, client.UnsafeDisableDeepCopy); err != nil {
@@ -175,7 +164,7 @@ func (h *ringHandover) ringChanged(before, after *sharding.Ring) {
 		if t.Status.Phase.Finished() && t.Spec.TTLSecondsAfterFinished == nil {
 			continue // nothing left to do for it
 		}
-		key := ringKey(t, func(k backendKey) types.UID { return backendUIDs[k] })
+		key := ringKey(t, func(k backendKey) types.UID { return uids[k] })
 		switch was, is := wasMine(key), isMine(key); {
 		case is && !was:
 			gained = append(gained, reconcile.Request{NamespacedName: taskKey(t)})
@@ -220,19 +209,15 @@ func (c *ringOwnedCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *ringOwnedCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	namespaced, clustered := &v1alpha1.TaskBackendList{}, &v1alpha1.ClusterTaskBackendList{}
 	tasks, err := c.tasks.cachedTasks(ctx)
-	if err != nil || c.tasks.cache.List(ctx, namespaced) != nil || c.tasks.cache.List(ctx, clustered) != nil {
+	if err != nil {
 		return
 	}
-	uids := map[backendKey]types.UID{}
+	uids, err := backendUIDs(ctx, c.tasks.cache)
+	if err != nil {
+		return
+	}
 	backends := 0
-	for _, b := range namespaced.Items {
-		uids[backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: b.Namespace, Name: b.Name}] = b.UID
-	}
-	for _, b := range clustered.Items {
-		uids[backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: b.Name}] = b.UID
-	}
 	for _, uid := range uids {
 		if c.ring.owns(uid) {
 			backends++
@@ -246,4 +231,23 @@ func (c *ringOwnedCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(ringOwnedTasksDesc, prometheus.GaugeValue, float64(owned))
 	ch <- prometheus.MustNewConstMetric(ringOwnedBackendsDesc, prometheus.GaugeValue, float64(backends))
+}
+
+// backendUIDs returns the UID of every TaskBackend and ClusterTaskBackend in reader, by key: their ring keys.
+func backendUIDs(ctx context.Context, reader client.Reader) (map[backendKey]types.UID, error) {
+	namespaced, clustered := &v1alpha1.TaskBackendList{}, &v1alpha1.ClusterTaskBackendList{}
+	if err := reader.List(ctx, namespaced); err != nil {
+		return nil, err
+	}
+	if err := reader.List(ctx, clustered); err != nil {
+		return nil, err
+	}
+	uids := make(map[backendKey]types.UID, len(namespaced.Items)+len(clustered.Items))
+	for _, b := range namespaced.Items {
+		uids[backendKey{Kind: v1alpha1.BackendKindTaskBackend, Namespace: b.Namespace, Name: b.Name}] = b.UID
+	}
+	for _, b := range clustered.Items {
+		uids[backendKey{Kind: v1alpha1.BackendKindClusterTaskBackend, Name: b.Name}] = b.UID
+	}
+	return uids, nil
 }

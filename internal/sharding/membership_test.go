@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -142,32 +143,25 @@ func TestMembershipRunIsQuietBetweenRenewals(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- m.Run(ctx) }()
-	renewals := func() []time.Time {
+	// renewTime reads the Lease's last renewal; zero before the Lease exists.
+	renewTime := func() time.Time {
 		l, err := clientset.CoordinationV1().Leases("ns").Get(ctx, m.LeaseName(), metav1.GetOptions{})
 		if err != nil || l.Spec.RenewTime == nil {
-			return nil
+			return time.Time{}
 		}
-		return []time.Time{l.Spec.RenewTime.Time}
+		return l.Spec.RenewTime.Time
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond) // bounded polling of a condition, not a wait for time to pass
-		}
-	}
-	waitFor("the member to hold its Lease", func() bool { return slices.Equal(m.Ring().Members(), []string{"a"}) })
+	g := NewWithT(t)
+	g.Eventually(func() []string { return m.Ring().Members() }, 30*time.Second, 10*time.Millisecond).
+		Should(Equal([]string{"a"}), "the member holds its Lease")
 	before := m.rebuilds.Load()
 	var seen []time.Time
-	waitFor("five renewals", func() bool {
-		if r := renewals(); len(r) == 1 && (len(seen) == 0 || !r[0].Equal(seen[len(seen)-1])) {
-			seen = append(seen, r[0])
+	g.Eventually(func() int {
+		if r := renewTime(); !r.IsZero() && (len(seen) == 0 || !r.Equal(seen[len(seen)-1])) {
+			seen = append(seen, r)
 		}
-		return len(seen) > 5
-	})
+		return len(seen)
+	}, 30*time.Second, 10*time.Millisecond).Should(BeNumerically(">", 5), "five renewals")
 	if n := m.rebuilds.Load() - before; n > 40 {
 		t.Fatalf("%d rebuilds of the ring over five renewals: the expiry loop spins", n)
 	} else {

@@ -87,6 +87,3 @@ func (r *Ring) Len() int {
 	}
 	return len(r.members)
 }
-
-// Equal reports whether both rings have the same members.
-func (r *Ring) Equal(other *Ring) bool { return slices.Equal(r.Members(), other.Members()) }
