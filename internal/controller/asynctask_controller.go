@@ -107,9 +107,6 @@ func (r *AsyncTaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 	}
 
-	// A task gained from another replica, or held since this replica joined the ring, waits until the replica
-	// that had it knows it lost it.
-	r.schedule.holdUntil(req.NamespacedName, task.UID, r.ring.joinedSettledAt())
 	r.schedule.place(task, func() time.Duration { return r.pollIntervalOf(ctx, task) }, now)
 	requested := pollRequested(ctx, task, now)
 	var polled *pollResult // nil when the task is not due: only its deadlines may change its status
@@ -368,7 +365,9 @@ func (r *AsyncTaskReconciler) setupWithManager(mgr ctrl.Manager, connector *conn
 		r.clock = clock.RealClock{}
 	}
 	r.schedule = newScheduler()
-	r.schedule.onPhase = r.ring.enabled()
+	if r.ring.enabled() {
+		r.schedule.onPhase, r.schedule.joinedHold = true, r.ring.joinedSettledAt
+	}
 	r.queue = submit.NewQueue()
 	r.submitter = &submit.Submitter{Store: &taskStore{client: mgr.GetClient(), reader: mgr.GetAPIReader(), fieldOwner: r.FieldOwner},
 		Clock: r.clock, SendTimeout: 3 * defaultRequestTimeout}

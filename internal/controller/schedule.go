@@ -45,6 +45,9 @@ type scheduler struct {
 	// of an interval with jitter after its last poll, so that a replica that takes a task over polls it when the
 	// one that had it would have.
 	onPhase bool
+	// joinedHold, set with a ring, is the earliest time a task not placed yet may be polled when no handover
+	// held it: the replica may hold it since it joined the ring, from a replica that may not know yet.
+	joinedHold func() time.Time
 
 	mu    sync.Mutex
 	tasks map[types.NamespacedName]taskSchedule
@@ -86,8 +89,9 @@ func (s *scheduler) lookup(key types.NamespacedName, uid types.UID) taskSchedule
 	return taskSchedule{uid: uid}
 }
 
-// place gives a task that this process has not scheduled yet its first due time (see polledBefore). interval
-// is asked only for a task polled before: it may read the task's backend.
+// place gives a task that this process has not scheduled yet its first due time (see polledBefore), never
+// before its hold (holdUntil, joinedHold). interval is asked only for a task polled before: it may read the
+// task's backend.
 func (s *scheduler) place(task *v1alpha1.AsyncTask, interval func() time.Duration, now time.Time) {
 	s.mu.Lock()
 	known := s.tasks[taskKey(task)].uid == task.UID
@@ -96,9 +100,12 @@ func (s *scheduler) place(task *v1alpha1.AsyncTask, interval func() time.Duratio
 		return
 	}
 	from := now
+	if s.joinedHold != nil {
+		from = maxTime(from, s.joinedHold())
+	}
 	s.mu.Lock()
-	if hold, ok := s.holds[taskKey(task)]; ok && hold.uid == task.UID && hold.until.After(now) {
-		from = hold.until
+	if hold, ok := s.holds[taskKey(task)]; ok && hold.uid == task.UID {
+		from = maxTime(from, hold.until)
 	}
 	s.mu.Unlock()
 	due := from
@@ -111,6 +118,13 @@ func (s *scheduler) place(task *v1alpha1.AsyncTask, interval func() time.Duratio
 		s.tasks[taskKey(task)] = taskSchedule{uid: task.UID, due: due, regular: due}
 		delete(s.holds, taskKey(task))
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // holdUntil keeps a task that is not placed yet from being polled before until (a zero time holds nothing): a
